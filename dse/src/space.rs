@@ -1,0 +1,247 @@
+//! The search space of a study: for each model parameter, a fixed value or a domain to explore,
+//! and the mappings from the unit cube (samplers) and from genes (evolutionary search) to points.
+
+use crate::model::{ParamSpec, Value};
+
+/// How one free parameter may vary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Domain {
+    /// Integers `min, min + step, ..., <= max`.
+    Int {
+        /// First value.
+        min: i64,
+        /// Upper bound (inclusive).
+        max: i64,
+        /// Spacing.
+        step: i64,
+    },
+    /// Reals in `[min, max]`, uniform in `ln x` when `log`; a grid takes `levels` values.
+    Real {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+        /// Log scale.
+        log: bool,
+        /// Number of grid levels.
+        levels: usize,
+    },
+    /// One of the listed values (categorical, boolean, or an explicit list).
+    Choice(Vec<Value>),
+}
+
+impl Domain {
+    /// Number of distinct values a grid visits.
+    pub fn grid_len(&self) -> usize {
+        match self {
+            Domain::Int { min, max, step } => ((max - min) / step) as usize + 1,
+            Domain::Real {
+                levels, min, max, ..
+            } => {
+                if min == max {
+                    1
+                } else {
+                    *levels
+                }
+            }
+            Domain::Choice(v) => v.len(),
+        }
+    }
+
+    /// The `k`-th grid value.
+    pub fn grid_value(&self, k: usize) -> Value {
+        match self {
+            Domain::Int { min, step, .. } => Value::Int(min + step * k as i64),
+            Domain::Real { levels, .. } if *levels <= 1 => self.from_unit(0.5),
+            Domain::Real {
+                min,
+                max,
+                log,
+                levels,
+            } => {
+                let t = k as f64 / (*levels - 1) as f64;
+                Value::Real(if *log {
+                    (min.ln() + t * (max.ln() - min.ln()))
+                        .exp()
+                        .clamp(*min, *max)
+                } else {
+                    min + t * (max - min)
+                })
+            }
+            Domain::Choice(v) => v[k].clone(),
+        }
+    }
+
+    /// Maps `u` in `[0, 1)` to a value: reals linearly (or in log space), discrete domains by
+    /// equal-width strata.
+    pub fn from_unit(&self, u: f64) -> Value {
+        match self {
+            Domain::Real { min, max, log, .. } => {
+                let x = if *log {
+                    (min.ln() + u * (max.ln() - min.ln())).exp()
+                } else {
+                    min + u * (max - min)
+                };
+                Value::Real(x.clamp(*min, *max))
+            }
+            _ => {
+                let n = self.grid_len();
+                self.grid_value(((u * n as f64) as usize).min(n - 1))
+            }
+        }
+    }
+
+    /// The gene range for evolutionary search: reals live in `[min, max]` (log space when
+    /// `log`), integers and choices in index space `[0, len - 1]`.
+    pub fn gene_bounds(&self) -> (f64, f64) {
+        match self {
+            Domain::Real {
+                min,
+                max,
+                log: true,
+                ..
+            } => (min.ln(), max.ln()),
+            Domain::Real { min, max, .. } => (*min, *max),
+            _ => (0.0, (self.grid_len() - 1) as f64),
+        }
+    }
+
+    /// Decodes a gene (rounding integer genes to the nearest index).
+    pub fn from_gene(&self, g: f64) -> Value {
+        match self {
+            Domain::Real { min, max, log, .. } => {
+                Value::Real((if *log { g.exp() } else { g }).clamp(*min, *max))
+            }
+            _ => self.grid_value((g.round().max(0.0) as usize).min(self.grid_len() - 1)),
+        }
+    }
+
+    /// Whether this is an unordered (categorical) domain, mutated by resampling rather than by
+    /// numeric perturbation.
+    pub fn is_categorical(&self) -> bool {
+        matches!(self, Domain::Choice(v) if v.iter().any(|x| matches!(x, Value::Cat(_) | Value::Bool(_))))
+    }
+
+    /// Whether this is a real-valued domain.
+    pub fn is_real(&self) -> bool {
+        matches!(self, Domain::Real { .. })
+    }
+}
+
+/// One parameter that varies, with the index of the model parameter it sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dim {
+    /// Index into the model's parameters.
+    pub param: usize,
+    /// Parameter name.
+    pub name: String,
+    /// Its domain.
+    pub domain: Domain,
+}
+
+/// A study's search space: fixed values for every parameter plus the free dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Space {
+    /// One value per model parameter: the fixed value, or the default for free ones.
+    pub base: Vec<Value>,
+    /// Parameter names, in model order.
+    pub names: Vec<String>,
+    /// The free dimensions.
+    pub dims: Vec<Dim>,
+}
+
+impl Space {
+    /// A space with every parameter fixed at its default.
+    pub fn defaults(params: &[ParamSpec]) -> Self {
+        Space {
+            base: params.iter().map(|p| p.default.clone()).collect(),
+            names: params.iter().map(|p| p.name.clone()).collect(),
+            dims: Vec::new(),
+        }
+    }
+
+    /// The point at unit-cube coordinates `u` (one per free dimension).
+    pub fn from_unit(&self, u: &[f64]) -> Vec<Value> {
+        let mut p = self.base.clone();
+        for (d, &x) in self.dims.iter().zip(u) {
+            p[d.param] = d.domain.from_unit(x);
+        }
+        p
+    }
+
+    /// The point for genes `g` (one per free dimension).
+    pub fn from_genes(&self, g: &[f64]) -> Vec<Value> {
+        let mut p = self.base.clone();
+        for (d, &x) in self.dims.iter().zip(g) {
+            p[d.param] = d.domain.from_gene(x);
+        }
+        p
+    }
+
+    /// Number of grid points (saturating).
+    pub fn grid_len(&self) -> usize {
+        self.dims
+            .iter()
+            .fold(1usize, |acc, d| acc.saturating_mul(d.domain.grid_len()))
+    }
+
+    /// The `k`-th grid point (last dimension varies fastest).
+    pub fn grid_point(&self, mut k: usize) -> Vec<Value> {
+        let mut p = self.base.clone();
+        for d in self.dims.iter().rev() {
+            let n = d.domain.grid_len();
+            p[d.param] = d.domain.grid_value(k % n);
+            k /= n;
+        }
+        p
+    }
+}
+
+/// A stable 128-bit FNV-1a hash, printed as 32 hex digits.
+#[derive(Debug, Clone)]
+pub struct StableHash(u128);
+
+impl Default for StableHash {
+    fn default() -> Self {
+        StableHash(0x6c62272e07bb014262b821756295c58d)
+    }
+}
+
+impl StableHash {
+    /// Feeds bytes.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        for &x in b {
+            self.0 ^= x as u128;
+            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+        self
+    }
+    /// Feeds a string and a separator.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes()).bytes(&[0xff])
+    }
+    /// Feeds a value with a type tag (reals by their exact bits).
+    pub fn value(&mut self, v: &Value) -> &mut Self {
+        match v {
+            Value::Int(i) => self.bytes(b"i").bytes(&i.to_le_bytes()),
+            Value::Real(x) => self.bytes(b"r").bytes(&x.to_bits().to_le_bytes()),
+            Value::Cat(s) => self.bytes(b"c").str(s),
+            Value::Bool(b) => self.bytes(if *b { b"T" } else { b"F" }),
+        }
+    }
+    /// The hash as hex.
+    pub fn hex(&self) -> String {
+        format!("{:032x}", self.0)
+    }
+}
+
+/// The identity of an evaluated point: hash of model name, model version and every parameter
+/// (name and exact value).
+pub fn point_hash(model: &str, version: &str, names: &[String], values: &[Value]) -> String {
+    let mut h = StableHash::default();
+    h.str(model).str(version);
+    for (n, v) in names.iter().zip(values) {
+        h.str(n).value(v);
+    }
+    h.hex()
+}

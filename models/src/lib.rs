@@ -1,0 +1,25 @@
+//! archsweep design models: each turns a design point into area, latency, energy and accuracy
+//! metrics using the simulators (`sim`), GPU measurements (`gpu`) and RTL flows (`rtl`).
+//!
+//! [`registry`] is the one place where models are registered by name; the CLI looks them up
+//! there. The engine's benchmark problems (ZDT1-3, DTLZ2, trivial) are registered too, so every
+//! sweep feature can be tried without any hardware model.
+#![deny(missing_docs)]
+
+use dse::Registry;
+
+/// Every model archsweep knows, by name.
+pub fn registry() -> Registry {
+    dse::benchmark_registry()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_lists_the_benchmarks() {
+        let r = super::registry();
+        for name in ["zdt1", "zdt2", "zdt3", "dtlz2", "trivial"] {
+            assert!(r.get(name).is_some(), "{name} missing");
+        }
+    }
+}
