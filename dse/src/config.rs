@@ -50,6 +50,9 @@ pub struct EvoSettings {
     pub mutation_eta: f64,
     /// NSGA-III: Das-Dennis divisions of the reference directions.
     pub divisions: usize,
+    /// NSGA-II: cut the last front by pruning crowding distance (recomputed after each
+    /// removal) rather than by the classic one-shot crowding distance.
+    pub pruning: bool,
 }
 
 /// How points are chosen.
@@ -76,6 +79,8 @@ pub enum Strategy {
     Nsga2(EvoSettings),
     /// NSGA-III with reference directions (Deb and Jain 2014), for 3+ objectives.
     Nsga3(EvoSettings),
+    /// Hypervolume-based selection (generational SMS-EMOA), for 3+ objectives.
+    SmsEmoa(EvoSettings),
 }
 
 impl Strategy {
@@ -88,19 +93,20 @@ impl Strategy {
             Strategy::Sobol { .. } => "sobol",
             Strategy::Nsga2(_) => "nsga2",
             Strategy::Nsga3(_) => "nsga3",
+            Strategy::SmsEmoa(_) => "smsemoa",
         }
     }
     /// Whether the strategy is evolutionary (generations, no sharding).
     pub fn evolutionary(&self) -> Option<&EvoSettings> {
         match self {
-            Strategy::Nsga2(e) | Strategy::Nsga3(e) => Some(e),
+            Strategy::Nsga2(e) | Strategy::Nsga3(e) | Strategy::SmsEmoa(e) => Some(e),
             _ => None,
         }
     }
 }
 
 /// The valid strategy names.
-pub const STRATEGIES: &str = "grid, random, lhs, sobol, nsga2, nsga3";
+pub const STRATEGIES: &str = "grid, random, lhs, sobol, nsga2, nsga3, smsemoa";
 
 /// One objective.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +172,9 @@ impl Study {
             Strategy::Random { budget } | Strategy::Lhs { budget } | Strategy::Sobol { budget } => {
                 *budget
             }
-            Strategy::Nsga2(e) | Strategy::Nsga3(e) => e.population * e.generations,
+            Strategy::Nsga2(e) | Strategy::Nsga3(e) | Strategy::SmsEmoa(e) => {
+                e.population * e.generations
+            }
         }
     }
 
@@ -237,6 +245,7 @@ struct RawStrategy {
     mutation_prob: Option<Spanned<toml::Value>>,
     mutation_eta: Option<Spanned<toml::Value>>,
     divisions: Option<Spanned<i64>>,
+    crowding: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -810,7 +819,7 @@ fn parse_strategy(
         "sobol" => Strategy::Sobol {
             budget: budget_checked()?,
         },
-        "nsga2" | "nsga3" => {
+        "nsga2" | "nsga3" | "smsemoa" => {
             if space.dims.is_empty() {
                 return cx.err(at, format!("{kind} needs at least one free parameter"));
             }
@@ -865,11 +874,22 @@ fn parse_strategy(
                 )?,
                 mutation_eta: f(&s.mutation_eta, "mutation_eta", 20.0, 0.0, 1e4)?,
                 divisions,
+                pruning: match s.crowding.as_ref().map(|c| c.get_ref().as_str()) {
+                    None | Some("pruning") => true,
+                    Some("classic") => false,
+                    Some(other) => {
+                        let at = s.crowding.as_ref().map_or(at, |c| c.span().start);
+                        return cx.err(
+                            at,
+                            format!("unknown crowding '{other}'; valid: pruning, classic"),
+                        );
+                    }
+                },
             };
-            if kind == "nsga2" {
-                Strategy::Nsga2(e)
-            } else {
-                Strategy::Nsga3(e)
+            match kind {
+                "nsga2" => Strategy::Nsga2(e),
+                "nsga3" => Strategy::Nsga3(e),
+                _ => Strategy::SmsEmoa(e),
             }
         }
         other => {

@@ -215,6 +215,11 @@ impl Parser {
                     self.pos += 1;
                     return Ok(c);
                 }
+                // A whole constraint followed by something else: the ')' is missing, unless
+                // the parenthesis opened an arithmetic term (`(a + b) * 2 < c`).
+                if !matches!(self.peek(), Some(Tok::Op(_))) {
+                    return self.err("expected ')'");
+                }
             }
             self.pos = save;
         }

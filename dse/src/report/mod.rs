@@ -578,7 +578,7 @@ pub fn strategy_text(s: &Strategy) -> String {
         Strategy::Random { budget } => format!("random, {budget} points"),
         Strategy::Lhs { budget } => format!("Latin hypercube, {budget} points"),
         Strategy::Sobol { budget } => format!("Sobol (Owen-scrambled), {budget} points"),
-        Strategy::Nsga2(e) | Strategy::Nsga3(e) => format!(
+        Strategy::Nsga2(e) | Strategy::Nsga3(e) | Strategy::SmsEmoa(e) => format!(
             "{}: population {}, {} generations, SBX p={} eta={}, polynomial mutation p={:.4} eta={}{}",
             s.name(),
             e.population,
@@ -587,7 +587,11 @@ pub fn strategy_text(s: &Strategy) -> String {
             e.crossover_eta,
             e.mutation_prob,
             e.mutation_eta,
-            if matches!(s, Strategy::Nsga3(_)) { format!(", {} reference-direction divisions", e.divisions) } else { String::new() }
+            match s {
+                Strategy::Nsga3(_) => format!(", {} reference-direction divisions", e.divisions),
+                Strategy::Nsga2(_) if e.pruning => ", pruning crowding distance".to_string(),
+                _ => String::new(),
+            }
         ),
     }
 }

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::variation::{genes, offspring, random_genome};
-use super::{nsga2, nsga3};
+use super::{nsga2, nsga3, smsemoa};
 use crate::config::{Strategy, Study};
 use crate::model::Value;
 use crate::space::point_hash;
@@ -43,7 +43,7 @@ pub trait Evaluator {
 /// Runs NSGA-II or NSGA-III to the end; `Ok(false)` when interrupted.
 pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
     let (settings, many) = match &study.strategy {
-        Strategy::Nsga2(s) => (s, false),
+        Strategy::Nsga2(s) | Strategy::SmsEmoa(s) => (s, false),
         Strategy::Nsga3(s) => (s, true),
         _ => return Ok(true),
     };
@@ -116,10 +116,17 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
         let mut all_genomes = pop_genomes;
         all_genomes.extend(kids);
         let (o, c) = (objs(&all), cvs(&all));
-        let chosen = if many {
-            nsga3::survive(&o, &c, n, &refs, &mut state, &mut rng)
-        } else {
-            nsga2::survive(&o, &c, n).chosen
+        let chosen = match &study.strategy {
+            Strategy::Nsga3(_) => nsga3::survive(&o, &c, n, &refs, &mut state, &mut rng),
+            Strategy::SmsEmoa(_) => smsemoa::survive(&o, &c, n),
+            _ => {
+                let trunc = if settings.pruning {
+                    nsga2::Truncation::Pruning
+                } else {
+                    nsga2::Truncation::Classic
+                };
+                nsga2::survive_with(&o, &c, n, trunc).chosen
+            }
         };
         pop = chosen.iter().map(|&i| all[i].clone()).collect();
         pop_genomes = chosen.iter().map(|&i| all_genomes[i].clone()).collect();
@@ -137,7 +144,7 @@ fn eval<E: Evaluator>(
     hash: &dyn Fn(&[Value]) -> String,
 ) -> Result<Option<Vec<Evaluated>>, E::Error> {
     let n = match &study.strategy {
-        Strategy::Nsga2(s) | Strategy::Nsga3(s) => s.population as u64,
+        Strategy::Nsga2(s) | Strategy::Nsga3(s) | Strategy::SmsEmoa(s) => s.population as u64,
         _ => genomes.len() as u64,
     };
     let points = genomes

@@ -1,11 +1,12 @@
 //! Strategies: which points to evaluate. Samplers (grid, random, Latin hypercube, Sobol) fix
 //! their whole plan up front, so any shard of it can be computed alone; evolutionary strategies
-//! (NSGA-II, NSGA-III) choose each generation from the results of the last.
+//! (NSGA-II, NSGA-III, SMS-EMOA) choose each generation from the results of the last.
 
 pub mod evolve;
 pub mod nsga2;
 pub mod nsga3;
 pub mod sampling;
+pub mod smsemoa;
 pub mod variation;
 
 /// A small, fast, splittable generator (SplitMix64) for per-point random numbers, so that any

@@ -16,9 +16,24 @@ pub struct Selection {
     pub crowding: Vec<f64>,
 }
 
-/// Chooses `n` of the candidates: whole fronts in rank order, the last one by descending
-/// crowding distance (ties keep candidate order).
+/// How the last front is cut down to size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Keep the largest crowding distances, computed once (Deb et al. 2002).
+    Classic,
+    /// Drop the most crowded member one at a time, recomputing its neighbours' distances after
+    /// each removal (Kukkonen and Deb 2006; pymoo's `pcd`): a more even spread.
+    Pruning,
+}
+
+/// Chooses `n` of the candidates: whole fronts in rank order, the last one cut down by
+/// crowding distance (`Truncation`; ties keep candidate order).
 pub fn survive(objs: &[Vec<f64>], cv: &[f64], n: usize) -> Selection {
+    survive_with(objs, cv, n, Truncation::Classic)
+}
+
+/// [`survive`] with a chosen truncation of the last front.
+pub fn survive_with(objs: &[Vec<f64>], cv: &[f64], n: usize, trunc: Truncation) -> Selection {
     let rank = constrained_ranks(objs, cv);
     let max_rank = rank.iter().copied().max().unwrap_or(0);
     let mut fronts: Vec<Vec<usize>> = vec![Vec::new(); max_rank + 1];
@@ -34,16 +49,35 @@ pub fn survive(objs: &[Vec<f64>], cv: &[f64], n: usize) -> Selection {
         if sel.chosen.len() >= n {
             break;
         }
-        let cd = crowding_distance(objs, front);
-        let mut order: Vec<usize> = (0..front.len()).collect();
-        if sel.chosen.len() + front.len() > n {
-            order.sort_by(|&a, &b| cd[b].total_cmp(&cd[a]));
-            order.truncate(n - sel.chosen.len());
-        }
-        for k in order {
-            sel.chosen.push(front[k]);
+        let room = n - sel.chosen.len();
+        let (keep, cd): (Vec<usize>, Vec<f64>) =
+            if front.len() > room && trunc == Truncation::Pruning {
+                let mut members = front.clone();
+                while members.len() > room {
+                    let cd = crowding_distance(objs, &members);
+                    let worst = (0..members.len())
+                        .min_by(|&a, &b| cd[a].total_cmp(&cd[b]))
+                        .unwrap_or(0);
+                    members.remove(worst);
+                }
+                let cd = crowding_distance(objs, &members);
+                (members, cd)
+            } else {
+                let cd = crowding_distance(objs, front);
+                let mut order: Vec<usize> = (0..front.len()).collect();
+                if front.len() > room {
+                    order.sort_by(|&a, &b| cd[b].total_cmp(&cd[a]));
+                    order.truncate(room);
+                }
+                (
+                    order.iter().map(|&k| front[k]).collect(),
+                    order.iter().map(|&k| cd[k]).collect(),
+                )
+            };
+        for (i, d) in keep.into_iter().zip(cd) {
+            sel.chosen.push(i);
             sel.rank.push(r);
-            sel.crowding.push(cd[k]);
+            sel.crowding.push(d);
         }
     }
     sel

@@ -46,7 +46,7 @@ impl<'a> Plan<'a> {
                     .collect();
                 (Kind::Lhs(perms), *budget)
             }
-            Strategy::Nsga2(_) | Strategy::Nsga3(_) => return None,
+            Strategy::Nsga2(_) | Strategy::Nsga3(_) | Strategy::SmsEmoa(_) => return None,
         };
         Some(Plan {
             space,
