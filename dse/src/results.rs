@@ -346,10 +346,14 @@ pub fn numeric_columns(
             path: path.to_path_buf(),
             message: format!("no column '{name}'; columns: {}", valid()),
         })?;
-        let c = c.cast(&DataType::Float64).map_err(|_| TableError::Column {
-            path: path.to_path_buf(),
-            message: format!("column '{name}' is not numeric"),
-        })?;
+        let dt = c.dtype();
+        if !(dt.is_primitive_numeric() || dt.is_bool() || dt.is_null()) {
+            return Err(TableError::Column {
+                path: path.to_path_buf(),
+                message: format!("column '{name}' is not numeric (type {dt})"),
+            });
+        }
+        let c = c.cast(&DataType::Float64).map_err(polars_err(path))?;
         let v: Vec<Option<f64>> = c.f64().map_err(polars_err(path))?.iter().collect();
         cols.push(v);
     }

@@ -90,9 +90,9 @@ pub fn survive<R: Rng>(
         st.worst = vec![f64::NEG_INFINITY; m];
     }
     for &i in &feas {
-        for k in 0..m {
-            st.ideal[k] = st.ideal[k].min(objs[i][k]);
-            st.worst[k] = st.worst[k].max(objs[i][k]);
+        for (k, &v) in objs[i].iter().enumerate() {
+            st.ideal[k] = st.ideal[k].min(v);
+            st.worst[k] = st.worst[k].max(v);
         }
     }
     let first: Vec<usize> = cands
@@ -211,9 +211,9 @@ fn nadir_point(objs: &[Vec<f64>], first: &[usize], st: &mut State) -> Vec<f64> {
         }
         _ => worst_front.clone(),
     };
-    for k in 0..m {
-        if nadir[k] - st.ideal[k] <= 1e-6 {
-            nadir[k] = st.worst[k].max(st.ideal[k] + 1e-6);
+    for ((n, &lo), &hi) in nadir.iter_mut().zip(&st.ideal).zip(&st.worst) {
+        if *n - lo <= 1e-6 {
+            *n = hi.max(lo + 1e-6);
         }
     }
     nadir
@@ -229,12 +229,14 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(col, piv);
         b.swap(col, piv);
-        for r in col + 1..n {
-            let f = a[r][col] / a[col][col];
-            for c in col..n {
-                a[r][c] -= f * a[col][c];
+        let (top, rest) = a.split_at_mut(col + 1);
+        let pivot_row = &top[col];
+        for (k, row) in rest.iter_mut().enumerate() {
+            let f = row[col] / pivot_row[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
             }
-            b[r] -= f * b[col];
+            b[col + 1 + k] -= f * b[col];
         }
     }
     let mut x = vec![0.0; n];

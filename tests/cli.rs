@@ -1,0 +1,478 @@
+//! End-to-end tests of the `archsweep` binary: commands, bad input (exit code 2, never a
+//! panic), and crash safety under SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_archsweep"))
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run archsweep")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Asserts a clean failure: exit code 2, the message on stderr, no panic.
+fn fails_with(o: &Output, needle: &str) {
+    let (out, err) = text(o);
+    assert_eq!(o.status.code(), Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn list_shows_models_and_their_parameters() {
+    let d = tempfile::tempdir().unwrap();
+    let (out, _) = text(&run_in(d.path(), &["list"]));
+    for m in ["zdt1", "zdt2", "zdt3", "dtlz2", "trivial"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(m)),
+            "{m} missing from: {out}"
+        );
+    }
+    let (out, _) = text(&run_in(d.path(), &["list", "dtlz2"]));
+    assert!(
+        out.contains("x12: real in [0, 1]") && out.contains("f3 (lower is better)"),
+        "{out}"
+    );
+    fails_with(
+        &run_in(d.path(), &["list", "nope"]),
+        "unknown model 'nope'; valid models: dtlz2, trivial, zdt1, zdt2, zdt3",
+    );
+}
+
+#[test]
+fn quickstart_runs_from_the_embedded_config_and_writes_a_report() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(d.path(), &["sweep"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let dir = d.path().join("runs/quickstart");
+    for f in [
+        "report.html",
+        "points.parquet",
+        "points.csv",
+        "journal.jsonl",
+        "study.toml",
+        "summary.json",
+        "plots/pareto.svg",
+        "plots/pareto.png",
+        "plots/parallel.svg",
+        "plots/hypervolume.png",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg")
+            && html.contains("Pareto front")
+            && html.contains("knee")
+            && !html.contains("http://")
+            || html.contains("xmlns=\"http://www.w3.org/2000/svg\"")
+    );
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "the report must be self-contained"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["hypervolume"].as_f64().unwrap() > 0.0);
+    assert!(summary["front"].as_array().unwrap().len() >= 50);
+    // Running again finds everything in the journal.
+    let (out, _) = text(&run_in(d.path(), &["sweep", "--quiet"]));
+    assert!(
+        out.contains("0 evaluated now, 15000 from the journal"),
+        "{out}"
+    );
+    // The report command rebuilds the same report.
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    assert!(run_in(d.path(), &["report", "runs/quickstart"])
+        .status
+        .success());
+    assert!(dir.join("report.html").exists());
+}
+
+#[test]
+fn validate_accepts_the_shipped_configs() {
+    let d = tempfile::tempdir().unwrap();
+    for c in ["quickstart", "zdt1", "zdt2", "zdt3", "dtlz2"] {
+        let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
+        let (out, err) = text(&o);
+        assert!(
+            o.status.success() && out.contains(": ok"),
+            "{c}: {out}{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_a_located_message() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let base = "name = \"b\"\nmodel = \"zdt1\"\n[strategy]\nkind = \"random\"\nbudget = 10\n[objectives]\nminimize = [\"f1\", \"f2\"]\n";
+    let cases: Vec<(String, &str)> = vec![
+        ("name = \"b\"\nmodel = \"zdt1\n".into(), "bad.toml:2:"),
+        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: dtlz2, trivial, zdt1, zdt2, zdt3"),
+        (base.replace("[strategy]", "[parameters]\nx99 = 1.0\n[strategy]"), "unknown parameter 'x99' of model 'zdt1'; valid parameters: x1, x2,"),
+        (base.replace("\"f2\"]", "\"f9\"]"), "unknown metric 'f9' of model 'zdt1'; valid metrics: f1, f2"),
+        (base.replace("\"random\"", "\"bayes\""), "unknown strategy 'bayes'; valid strategies: grid, random, lhs, sobol, nsga2, nsga3, smsemoa"),
+        (base.replace("[strategy]", "[parameters]\nx1 = 1.5\n[strategy]"), "bad.toml:4:6: value 1.5 is out of range for parameter 'x1': real in [0, 1]"),
+        (base.replace("[strategy]", "[parameters]\nx1 = { min = 0.8, max = 0.2 }\n[strategy]"), "empty range for 'x1'"),
+        (base.replace("[strategy]", "[parameters]\nx1 = []\n[strategy]"), "empty list of values for parameter 'x1'"),
+        (base.replace("model = \"zdt1\"", "model = \"zdt1\"\nconstraints = [\"f1 <= \"]"), "bad.toml:3:23: in constraint: unexpected end of expression"),
+    ];
+    for (body, needle) in cases {
+        write(p, "bad.toml", &body);
+        fails_with(&run_in(p, &["validate", "bad.toml"]), needle);
+        fails_with(&run_in(p, &["sweep", "bad.toml", "--out", "o"]), needle);
+        assert!(
+            !p.join("o").exists(),
+            "a failed config must not create outputs"
+        );
+    }
+    fails_with(
+        &run_in(p, &["validate", "missing.toml"]),
+        "missing.toml: cannot read",
+    );
+    fails_with(
+        &run_in(p, &["sweep", "--shard", "3/2"]),
+        "invalid shard '3/2'",
+    );
+    fails_with(
+        &run_in(p, &["sweep", "--threads", "0"]),
+        "--threads must be at least 1",
+    );
+    fails_with(&run_in(p, &["bogus"]), "unrecognized subcommand");
+    // A constraint no point can meet: a warning, and the sweep still runs.
+    write(
+        p,
+        "never.toml",
+        &base.replace(
+            "model = \"zdt1\"",
+            "model = \"zdt1\"\nconstraints = [\"f1 > 2\"]",
+        ),
+    );
+    let o = run_in(p, &["sweep", "never.toml", "--out", "never"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("constraint 'f1 > 2' can never be met")
+            && err.contains("no evaluated point is feasible"),
+        "{err}"
+    );
+    // An output directory that cannot be created.
+    write(p, "file", "x");
+    write(p, "ok.toml", base);
+    fails_with(
+        &run_in(p, &["sweep", "ok.toml", "--out", "file/sub"]),
+        "file/sub: cannot use as output directory",
+    );
+}
+
+#[test]
+fn journal_damage_is_tolerated_or_reported_never_overwritten() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "s.toml", "name = \"j\"\nmodel = \"trivial\"\n[strategy]\nkind = \"random\"\nbudget = 300\n[objectives]\nminimize = [\"a\", \"b\"]\n");
+    assert!(run_in(p, &["sweep", "s.toml", "--out", "j"])
+        .status
+        .success());
+    let journal = p.join("j/journal.jsonl");
+    let full = std::fs::read_to_string(&journal).unwrap();
+    // Torn last line: tolerated, the point is evaluated again, the table is whole.
+    std::fs::write(&journal, &full[..full.len() - 20]).unwrap();
+    let o = run_in(p, &["sweep", "s.toml", "--out", "j"]);
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success()
+            && err.contains("incomplete")
+            && out.contains("1 evaluated now, 299 from the journal"),
+        "{out}{err}"
+    );
+    // Corruption inside: reported with its line, exit 2, the journal untouched.
+    let lines: Vec<&str> = full.lines().collect();
+    let bad = format!(
+        "{}\n{}\ngarbage\n{}\n",
+        lines[0],
+        lines[1],
+        lines[2..].join("\n")
+    );
+    std::fs::write(&journal, &bad).unwrap();
+    fails_with(
+        &run_in(p, &["sweep", "s.toml", "--out", "j"]),
+        "journal.jsonl:3: corrupt journal record (no checksum)",
+    );
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), bad);
+    fails_with(
+        &run_in(p, &["report", "j"]),
+        "journal.jsonl:3: corrupt journal record",
+    );
+    // Another study in the same directory is refused.
+    std::fs::write(&journal, &full).unwrap();
+    write(p, "t.toml", "name = \"j\"\nmodel = \"trivial\"\n[strategy]\nkind = \"random\"\nbudget = 301\n[objectives]\nminimize = [\"a\", \"b\"]\n");
+    fails_with(
+        &run_in(p, &["sweep", "t.toml", "--out", "j"]),
+        "results are never overwritten",
+    );
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), full);
+}
+
+#[test]
+fn pareto_works_on_any_table() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "t.csv", "design,area,latency,accuracy\nA,10,5,0.9\nB,20,3,0.95\nC,30,4,0.80\nD,10,5,0.9\nE,40,1,0.97\nF,,1,0.99\n");
+    let o = run_in(
+        p,
+        &[
+            "pareto", "t.csv", "--min", "area", "--min", "latency", "--max", "accuracy",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        out, "row,area,latency,accuracy\n0,10,5,0.9\n3,10,5,0.9\n1,20,3,0.95\n4,40,1,0.97\n",
+        "{out}"
+    );
+    assert!(err.contains("front: 4 of 5 rows; hypervolume"), "{err}");
+    // Two objectives with an explicit reference point: the hypervolume is checkable by hand.
+    let o = run_in(
+        p,
+        &[
+            "pareto", "t.csv", "--min", "area", "--min", "latency", "--ref", "50,6",
+        ],
+    );
+    let (_, err) = text(&o);
+    // Staircase (10,5) (20,3) (40,1) against (50,6): 40*1 + 30*2 + 10*2 = 120.
+    assert!(
+        err.contains("hypervolume 120 w.r.t. reference (50, 6)"),
+        "{err}"
+    );
+    fails_with(
+        &run_in(p, &["pareto", "t.csv", "--min", "area", "--ref", "1,2"]),
+        "--ref has 2 values but there are 1 objectives",
+    );
+    fails_with(
+        &run_in(p, &["pareto", "t.csv", "--min", "power"]),
+        "no column 'power'; columns: design, area, latency, accuracy",
+    );
+    fails_with(
+        &run_in(p, &["pareto", "t.csv", "--min", "design"]),
+        "column 'design' is not numeric",
+    );
+    fails_with(
+        &run_in(p, &["pareto", "t.csv"]),
+        "name at least one objective column",
+    );
+    fails_with(
+        &run_in(p, &["pareto", "t.json", "--min", "a"]),
+        "unsupported table format",
+    );
+    fails_with(
+        &run_in(p, &["pareto", "nope.csv", "--min", "a"]),
+        "nope.csv",
+    );
+}
+
+#[test]
+fn shards_run_separately_and_merge() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "s.toml", "name = \"sh\"\nmodel = \"zdt1\"\nseed = 5\n[strategy]\nkind = \"sobol\"\nbudget = 500\n[objectives]\nminimize = [\"f1\", \"f2\"]\n");
+    for i in 0..3 {
+        let o = run_in(
+            p,
+            &[
+                "sweep",
+                "s.toml",
+                "--quiet",
+                "--shard",
+                &format!("{i}/3"),
+                "--out",
+                &format!("s{i}"),
+            ],
+        );
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    assert!(run_in(p, &["sweep", "s.toml", "--quiet", "--out", "whole"])
+        .status
+        .success());
+    let o = run_in(p, &["merge", "--out", "merged", "s0", "s1", "s2"]);
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success() && out.contains("merged 500 points (0 duplicates dropped)"),
+        "{out}{err}"
+    );
+    let o = run_in(p, &["merge", "--out", "partial", "s0", "s2"]);
+    assert!(text(&o).1.contains("shards [1] are missing"));
+    fails_with(
+        &run_in(p, &["merge", "--out", "merged", "s0", "s1", "s2"]),
+        "already holds a journal",
+    );
+    let whole = std::fs::read_to_string(p.join("whole/summary.json")).unwrap();
+    let merged = std::fs::read_to_string(p.join("merged/summary.json")).unwrap();
+    let hv = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s).unwrap()["hypervolume"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(hv(&whole), hv(&merged));
+}
+
+/// Journal points of an output directory without timings, sorted: the comparable content.
+fn journal_points(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let mut pts: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.rsplit_once('\t'))
+        .map(|(j, _)| serde_json::from_str::<serde_json::Value>(j).unwrap())
+        .filter(|v| v["kind"] == "point")
+        .map(|mut v| {
+            v["t"] = serde_json::Value::Null;
+            v
+        })
+        .collect();
+    pts.sort_by_key(|v| v["i"].as_u64());
+    pts
+}
+
+fn table_without_timing(dir: &Path) -> String {
+    let csv = std::fs::read_to_string(dir.join("points.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let drop = header.iter().position(|h| *h == "eval_seconds").unwrap();
+    csv.lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(k, _)| *k != drop)
+                .map(|(_, f)| f)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Kills a real sweep process with SIGKILL at random moments, resumes each time, and checks the
+/// final table equals an uninterrupted run's: no point lost, none duplicated.
+#[test]
+fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let configs = [
+        ("random", "name = \"k\"\nmodel = \"zdt1\"\nseed = 3\n[strategy]\nkind = \"random\"\nbudget = 30000\n[objectives]\nminimize = [\"f1\", \"f2\"]\n"),
+        ("nsga2", "name = \"k\"\nmodel = \"zdt2\"\nseed = 3\nconstraints = [\"f2 <= 2\"]\n[strategy]\nkind = \"nsga2\"\npopulation = 100\ngenerations = 250\n[objectives]\nminimize = [\"f1\", \"f2\"]\n"),
+    ];
+    const KILLS: usize = 5;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    for (name, cfg) in configs {
+        let file = write(p, &format!("{name}.toml"), cfg);
+        let reference = p.join(format!("{name}-ref"));
+        let t = Instant::now();
+        let status = bin()
+            .args([
+                "sweep",
+                file.to_str().unwrap(),
+                "--quiet",
+                "--out",
+                reference.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let full = t.elapsed();
+        let out = p.join(format!("{name}-killed"));
+        let mut kills = 0;
+        loop {
+            let mut child = bin()
+                .args([
+                    "sweep",
+                    file.to_str().unwrap(),
+                    "--quiet",
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if kills == KILLS {
+                assert!(
+                    child.wait().unwrap().success(),
+                    "{name}: the resumed run failed"
+                );
+                break;
+            }
+            // Random moments in the first 40% of a full run's time: mostly mid-evaluation
+            // (tables and report take the rest), sometimes during start-up or the output.
+            let wait = Duration::from_secs_f64(rng.random_range(0.03..0.4) * full.as_secs_f64());
+            std::thread::sleep(wait);
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(status.success(), "{name}: resumed run failed");
+                break;
+            }
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+        }
+        assert!(
+            kills >= 3,
+            "{name}: only {kills} kills landed; the run is too short to test"
+        );
+        // Every kill landed in the middle of a run; the last run finished it.
+        let (a, b) = (journal_points(&reference), journal_points(&out));
+        let hashes: std::collections::HashSet<&str> =
+            b.iter().map(|v| v["h"].as_str().unwrap()).collect();
+        assert_eq!(
+            hashes.len(),
+            b.len(),
+            "{name}: duplicated points in the journal"
+        );
+        assert_eq!(a.len(), b.len(), "{name}: lost or extra points");
+        assert_eq!(a, b, "{name}: results differ");
+        let (ta, tb) = (table_without_timing(&reference), table_without_timing(&out));
+        if let Some((k, (x, y))) = ta
+            .lines()
+            .zip(tb.lines())
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+        {
+            panic!("{name}: tables differ at line {k}:\n{x}\n{y}");
+        }
+        assert_eq!(
+            ta.lines().count(),
+            tb.lines().count(),
+            "{name}: table lengths differ"
+        );
+        eprintln!("{name}: {kills} SIGKILLs, then an identical table");
+    }
+}
