@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Value;
+use crate::space::PointId;
+
 /// Journal format version.
 pub const FORMAT: u32 = 1;
 
@@ -52,11 +55,11 @@ pub struct PointRecord {
     /// Position in the study's deterministic plan (first occurrence).
     pub i: u64,
     /// Point identity: hash of model, version and parameters.
-    pub h: String,
+    pub h: PointId,
     /// Generation (evolutionary strategies).
     pub g: Option<u32>,
     /// Parameter values in model order.
-    pub p: Vec<serde_json::Value>,
+    pub p: Vec<Value>,
     /// Metric values in model order; `None` when the evaluation failed.
     pub m: Option<Vec<f64>>,
     /// Error message of a failed evaluation.
@@ -114,10 +117,22 @@ pub enum JournalError {
 
 /// Formats a record as one journal line (with CRC and newline).
 pub fn line(record: &Record) -> String {
-    let json = serde_json::to_string(record)
-        .unwrap_or_else(|e| format!("{{\"kind\":\"invalid\",\"error\":\"{e}\"}}"));
-    let crc = crc32fast::hash(json.as_bytes());
-    format!("{json}\t{crc:08x}\n")
+    let mut out = Vec::new();
+    push_line(&mut out, record);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends a record as one journal line (with CRC and newline) to `out`.
+pub fn push_line(out: &mut Vec<u8>, record: &Record) {
+    let start = out.len();
+    // Serialising our records cannot fail: all keys are strings and all floats finite
+    // (a non-finite metric marks its point failed before it is recorded).
+    if serde_json::to_writer(&mut *out, record).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{\"kind\":\"invalid\"}");
+    }
+    let crc = crc32fast::hash(&out[start..]);
+    let _ = writeln!(out, "\t{crc:08x}");
 }
 
 fn parse_line(text: &str) -> Result<Record, String> {
@@ -186,7 +201,7 @@ pub fn read(path: &Path) -> Result<Contents, JournalError> {
 }
 
 enum Msg {
-    Line(String),
+    Lines(Vec<u8>),
     Flush(Sender<io::Result<()>>),
 }
 
@@ -255,7 +270,7 @@ impl Writer {
 
     /// Appends one record.
     pub fn append(&self, record: &Record) {
-        self.sender().send(line(record));
+        self.sender().send(line(record).into_bytes());
     }
 
     /// Waits until everything sent so far is written and synced.
@@ -310,16 +325,16 @@ impl Drop for Writer {
 pub struct LineSender(Option<Sender<Msg>>);
 
 impl LineSender {
-    /// Queues one formatted line (see [`line`]).
-    pub fn send(&self, line: String) {
+    /// Queues formatted lines (see [`push_line`]).
+    pub fn send(&self, lines: Vec<u8>) {
         if let Some(tx) = &self.0 {
-            let _ = tx.send(Msg::Line(line));
+            let _ = tx.send(Msg::Lines(lines));
         }
     }
 }
 
 fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Result<()> {
-    let mut buf = String::with_capacity(1 << 16);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
@@ -336,8 +351,8 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut flushes = Vec::new();
-        let mut handle = |m: Msg, buf: &mut String| match m {
-            Msg::Line(l) => buf.push_str(&l),
+        let mut handle = |m: Msg, buf: &mut Vec<u8>| match m {
+            Msg::Lines(l) => buf.extend_from_slice(&l),
             Msg::Flush(tx) => flushes.push(tx),
         };
         if let Some(m) = first {
@@ -350,7 +365,7 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
             }
         }
         if !buf.is_empty() {
-            f.write_all(buf.as_bytes())?;
+            f.write_all(&buf)?;
             buf.clear();
             dirty = true;
         }
@@ -371,6 +386,6 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
             let _ = tx.send(Ok(()));
         }
     }
-    f.write_all(buf.as_bytes())?;
+    f.write_all(&buf)?;
     f.sync_data()
 }

@@ -9,6 +9,7 @@ use crate::journal::{self, Header, PointRecord, Record, Writer};
 use crate::model::Registry;
 use crate::results::Analysis;
 use crate::runner::{write_outputs, RunError};
+use crate::space::PointId;
 
 /// What a merge found.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +39,7 @@ pub fn merge(
         .first()
         .ok_or_else(|| RunError::Usage("merge needs at least one input directory".into()))?;
     let study = load_study(first, registry)?;
-    let mut points: BTreeMap<String, PointRecord> = BTreeMap::new();
+    let mut points: BTreeMap<PointId, PointRecord> = BTreeMap::new();
     let mut duplicates = 0;
     let mut shards: Option<(usize, Vec<bool>)> = None;
     let mut whole = false;
@@ -75,7 +76,7 @@ pub fn merge(
             if points.contains_key(&p.h) {
                 duplicates += 1;
             } else {
-                points.insert(p.h.clone(), p);
+                points.insert(p.h, p);
             }
         }
     }
@@ -99,7 +100,9 @@ pub fn merge(
     recs.sort_by_key(|r| r.i);
     let sender = w.sender();
     for r in &recs {
-        sender.send(journal::line(&Record::Point(r.clone())));
+        let mut lines = Vec::new();
+        journal::push_line(&mut lines, &Record::Point(r.clone()));
+        sender.send(lines);
     }
     drop(sender);
     w.close()?;

@@ -69,6 +69,49 @@ impl Value {
     }
 }
 
+/// Values are written to JSON as plain numbers, strings and booleans; reals always carry a
+/// decimal point or exponent, so integers and reals read back as what they were.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Real(x) => s.serialize_f64(*x),
+            Value::Cat(c) => s.serialize_str(c),
+            Value::Bool(b) => s.serialize_bool(*b),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, string or boolean")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+                i64::try_from(v)
+                    .map(Value::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::Real(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::Cat(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -141,6 +184,15 @@ impl ParamSpec {
             default,
             unit: unit.to_string(),
             doc: doc.to_string(),
+        }
+    }
+
+    /// `v` converted to this parameter's type where that is lossless (an integer for a real
+    /// parameter), else unchanged.
+    pub fn conform(&self, v: Value) -> Value {
+        match (&self.kind, v) {
+            (ParamKind::Real { .. }, Value::Int(i)) => Value::Real(i as f64),
+            (_, v) => v,
         }
     }
 

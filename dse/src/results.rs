@@ -43,26 +43,6 @@ pub enum TableError {
     Format(PathBuf),
 }
 
-/// Converts a parameter value to JSON for the journal.
-pub fn value_to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Int(i) => serde_json::Value::from(*i),
-        Value::Real(x) => serde_json::Value::from(*x),
-        Value::Cat(s) => serde_json::Value::from(s.clone()),
-        Value::Bool(b) => serde_json::Value::from(*b),
-    }
-}
-
-/// Converts a journal JSON value back to a parameter value of the declared kind.
-pub fn json_to_value(kind: &ParamKind, j: &serde_json::Value) -> Option<Value> {
-    match kind {
-        ParamKind::Int { .. } => j.as_i64().map(Value::Int),
-        ParamKind::Real { .. } => j.as_f64().map(Value::Real),
-        ParamKind::Categorical { .. } => j.as_str().map(|s| Value::Cat(s.to_string())),
-        ParamKind::Bool => j.as_bool().map(Value::Bool),
-    }
-}
-
 /// Derived per-point quantities the table and report share.
 pub struct Analysis {
     /// Records sorted by plan index.
@@ -88,7 +68,7 @@ impl Analysis {
                 info.params
                     .iter()
                     .zip(&r.p)
-                    .map(|(p, j)| json_to_value(&p.kind, j).unwrap_or_else(|| p.default.clone()))
+                    .map(|(p, v)| p.conform(v.clone()))
                     .collect()
             })
             .collect();
@@ -230,7 +210,10 @@ pub fn table(study: &Study, header: &Header, a: &Analysis) -> PolarsResult<DataF
     ));
     cols.push(Column::new(
         "hash".into(),
-        a.records.iter().map(|r| r.h.as_str()).collect::<Vec<_>>(),
+        a.records
+            .iter()
+            .map(|r| r.h.to_string())
+            .collect::<Vec<_>>(),
     ));
     cols.push(Column::new_scalar(
         "seed".into(),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,7 @@ use crate::journal::{
     self, GenRecord, Header, JournalError, LineSender, PointRecord, Record, Writer,
 };
 use crate::model::{EvalContext, Value};
-use crate::results::value_to_json;
-use crate::space::point_hash;
+use crate::space::{PointHasher, PointId};
 use crate::strategy::evolve::{self, Evaluated, Evaluator};
 use crate::strategy::sampling::Plan;
 
@@ -236,6 +235,12 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
         study,
         opts,
         by_hash: HashMap::with_capacity(contents.points.len()),
+        hasher: PointHasher::new(
+            &study.model.info().name,
+            &study.model.info().version,
+            &study.space.names,
+        ),
+        cost: AtomicU64::new(f64::NAN.to_bits()),
         records: Vec::with_capacity(contents.points.len()),
         gens: contents.gens.iter().map(|g| (g.g, g.pop.clone())).collect(),
         sender: writer.sender(),
@@ -247,7 +252,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     };
     for p in contents.points {
         if !st.by_hash.contains_key(&p.h) {
-            st.by_hash.insert(p.h.clone(), st.records.len());
+            st.by_hash.insert(p.h, st.records.len());
             st.records.push(p);
         }
     }
@@ -263,6 +268,12 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     opts.progress.end();
     let mut summary = st.summary.clone();
     let records = std::mem::take(&mut st.records);
+    let mut gens: Vec<GenRecord> = st
+        .gens
+        .drain()
+        .map(|(g, pop)| GenRecord { g, pop })
+        .collect();
+    gens.sort_by_key(|g| g.g);
     drop(st);
     writer.close()?;
     summary.interrupted = !completed;
@@ -271,10 +282,6 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let analysis = crate::results::Analysis::new(study, records);
     summary.feasible = analysis.violation.iter().filter(|v| **v <= 0.0).count();
     if completed && opts.write_outputs {
-        let gens: Vec<GenRecord> = {
-            let j = journal::read(&opts.out_dir.join("journal.jsonl"))?;
-            j.gens
-        };
         write_outputs(study, &header, analysis, &gens, &opts.out_dir)?;
     }
     Ok(summary)
@@ -302,7 +309,11 @@ pub fn write_outputs(
 struct State<'a> {
     study: &'a Study,
     opts: &'a RunOptions,
-    by_hash: HashMap<String, usize>,
+    by_hash: HashMap<PointId, usize>,
+    hasher: PointHasher,
+    /// Recent wall time per point (seconds, f64 bits): small cheap batches run on the calling
+    /// thread, where waking the pool would cost more than the work.
+    cost: AtomicU64,
     records: Vec<PointRecord>,
     gens: HashMap<u32, Vec<u64>>,
     sender: LineSender,
@@ -310,103 +321,138 @@ struct State<'a> {
     summary: RunSummary,
 }
 
+/// A point to evaluate: plan index, identity, values.
+type Item = (u64, PointId, Vec<Value>);
+
 impl State<'_> {
     fn cancelled(&self) -> bool {
         self.opts.cancel.load(Ordering::Relaxed)
     }
 
-    /// Evaluates points in parallel, journaling each as it finishes. `None` entries were
-    /// skipped because of cancellation.
-    fn evaluate_points(
-        &self,
-        items: Vec<(u64, String, Vec<Value>)>,
-        gen: Option<u32>,
-    ) -> Vec<Option<PointRecord>> {
+    /// Evaluates points, in parallel unless the batch is cheap, journaling each as it
+    /// finishes. `None` entries were skipped because of cancellation.
+    fn evaluate_points(&self, items: Vec<Item>, gen: Option<u32>) -> Vec<Option<PointRecord>> {
+        let n = items.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let est = f64::from_bits(self.cost.load(Ordering::Relaxed));
+        // Unknown cost (NaN) counts as expensive.
+        let parallel = threads > 1 && n > 1 && !(est * n as f64 <= 2e-3);
+        let start = Instant::now();
+        let out: Vec<Option<PointRecord>> = if parallel {
+            let chunk = (n / (threads * 8)).clamp(1, 256);
+            items
+                .into_par_iter()
+                .chunks(chunk)
+                .flat_map_iter(|c| self.evaluate_chunk(c, gen))
+                .collect()
+        } else {
+            self.evaluate_chunk(items, gen)
+        };
+        let per_point =
+            start.elapsed().as_secs_f64() * if parallel { threads as f64 } else { 1.0 } / n as f64;
+        self.cost.store(per_point.to_bits(), Ordering::Relaxed);
+        out
+    }
+
+    fn evaluate_chunk(&self, chunk: Vec<Item>, gen: Option<u32>) -> Vec<Option<PointRecord>> {
+        if self.cancelled() {
+            return vec![None; chunk.len()];
+        }
         let model = &self.study.model;
         let ctx = EvalContext {
             seed: self.study.seed,
         };
-        let cancel = &self.opts.cancel;
-        let progress = &self.opts.progress;
-        let threads = rayon::current_num_threads().max(1);
-        let chunk = (items.len() / (threads * 8)).clamp(1, 256);
-        items
-            .par_chunks(chunk)
-            .flat_map_iter(|chunk| {
-                if cancel.load(Ordering::Relaxed) {
-                    return vec![None; chunk.len()];
-                }
-                let start = Instant::now();
-                let points: Vec<&[Value]> = chunk.iter().map(|(_, _, p)| p.as_slice()).collect();
-                let batch = catch_unwind(AssertUnwindSafe(|| model.evaluate_batch(&points, &ctx)));
-                let per_point = start.elapsed().as_secs_f64() / chunk.len() as f64;
-                let outcomes: Vec<(Result<Vec<f64>, String>, f64)> = match batch {
-                    Ok(rs) if rs.len() == chunk.len() => rs
-                        .into_iter()
-                        .map(|r| (r.map_err(|e| e.to_string()), per_point))
-                        .collect(),
-                    // A panic (or a wrong count) in a batch: isolate the culprit point by point.
-                    _ => points
-                        .iter()
-                        .map(|p| {
-                            let t = Instant::now();
-                            let r = catch_unwind(AssertUnwindSafe(|| model.evaluate(p, &ctx)));
-                            let r = match r {
-                                Ok(r) => r.map_err(|e| e.to_string()),
-                                Err(payload) => Err(format!("panic: {}", panic_message(&payload))),
-                            };
-                            (r, t.elapsed().as_secs_f64())
-                        })
-                        .collect(),
+        let start = Instant::now();
+        let points: Vec<&[Value]> = chunk.iter().map(|(_, _, p)| p.as_slice()).collect();
+        let batch = catch_unwind(AssertUnwindSafe(|| model.evaluate_batch(&points, &ctx)));
+        let per_point = start.elapsed().as_secs_f64() / chunk.len() as f64;
+        let outcomes: Vec<(Result<Vec<f64>, String>, f64)> = match batch {
+            Ok(rs) if rs.len() == chunk.len() => rs
+                .into_iter()
+                .map(|r| (r.map_err(|e| e.to_string()), per_point))
+                .collect(),
+            // A panic (or a wrong count) in a batch: isolate the culprit point by point.
+            _ => points
+                .iter()
+                .map(|p| {
+                    let t = Instant::now();
+                    let r = match catch_unwind(AssertUnwindSafe(|| model.evaluate(p, &ctx))) {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(payload) => Err(format!("panic: {}", panic_message(&payload))),
+                    };
+                    (r, t.elapsed().as_secs_f64())
+                })
+                .collect(),
+        };
+        let n_metrics = model.info().metrics.len();
+        let mut lines = Vec::with_capacity(chunk.len() * 128);
+        let len = chunk.len();
+        let out = chunk
+            .into_iter()
+            .zip(outcomes)
+            .map(|((i, h, p), (r, t))| {
+                let (m, e) = match r {
+                    Ok(m) if m.len() != n_metrics => (
+                        None,
+                        Some(format!(
+                            "model returned {} metrics, declares {n_metrics}",
+                            m.len()
+                        )),
+                    ),
+                    Ok(m) if m.iter().any(|x| !x.is_finite()) => {
+                        (None, Some(format!("non-finite metric value in {m:?}")))
+                    }
+                    Ok(m) => (Some(m), None),
+                    Err(e) => (None, Some(e)),
                 };
-                let n_metrics = model.info().metrics.len();
-                let out: Vec<Option<PointRecord>> = chunk
-                    .iter()
-                    .zip(outcomes)
-                    .map(|((i, h, p), (r, t))| {
-                        let (m, e) = match r {
-                            Ok(m) if m.len() != n_metrics => (
-                                None,
-                                Some(format!(
-                                    "model returned {} metrics, declares {n_metrics}",
-                                    m.len()
-                                )),
-                            ),
-                            Ok(m) if m.iter().any(|x| !x.is_finite()) => {
-                                (None, Some(format!("non-finite metric value in {m:?}")))
-                            }
-                            Ok(m) => (Some(m), None),
-                            Err(e) => (None, Some(e)),
-                        };
-                        let rec = PointRecord {
-                            i: *i,
-                            h: h.clone(),
-                            g: gen,
-                            p: p.iter().map(value_to_json).collect(),
-                            m,
-                            e,
-                            t,
-                        };
-                        self.sender.send(journal::line(&Record::Point(rec.clone())));
-                        Some(rec)
-                    })
-                    .collect();
-                progress.advance(chunk.len() as u64);
-                out
+                let rec = Record::Point(PointRecord {
+                    i,
+                    h,
+                    g: gen,
+                    p,
+                    m,
+                    e,
+                    t,
+                });
+                journal::push_line(&mut lines, &rec);
+                match rec {
+                    Record::Point(r) => Some(r),
+                    _ => None,
+                }
             })
-            .collect()
+            .collect();
+        self.sender.send(lines);
+        self.opts.progress.advance(len as u64);
+        out
     }
 
-    fn store(&mut self, rec: PointRecord) -> usize {
-        let k = self.records.len();
-        self.by_hash.insert(rec.h.clone(), k);
+    fn store(&mut self, rec: PointRecord) {
+        self.by_hash.insert(rec.h, self.records.len());
         self.records.push(rec);
         self.summary.evaluated += 1;
-        k
+    }
+
+    /// Evaluates the points of `todo` that are new (not stored, first of their identity) and
+    /// stores them; the others count as done at once. `false` when cancelled before all were
+    /// done.
+    fn evaluate_new(&mut self, mut todo: Vec<Item>, gen: Option<u32>) -> bool {
+        let before = todo.len();
+        let mut seen = std::collections::HashSet::with_capacity(todo.len());
+        todo.retain(|(_, h, _)| !self.by_hash.contains_key(h) && seen.insert(*h));
+        self.opts.progress.advance((before - todo.len()) as u64);
+        let n = todo.len();
+        let results = self.evaluate_points(todo, gen);
+        let done = results.iter().filter(|r| r.is_some()).count();
+        for r in results.into_iter().flatten() {
+            self.store(r);
+        }
+        done == n
     }
 
     fn run_plan(&mut self, plan: &Plan) -> Result<bool, RunError> {
-        let info = self.study.model.info();
         let shard = self.opts.shard;
         let mut k = shard.map_or(0, |s| s.index);
         let step = shard.map_or(1, |s| s.count);
@@ -419,7 +465,7 @@ impl State<'_> {
             let mut reused = 0;
             while k < plan.len() && todo.len() < BLOCK {
                 let p = plan.point(k);
-                let h = point_hash(&info.name, &info.version, &self.study.space.names, &p);
+                let h = self.hasher.id(&p);
                 if self.by_hash.contains_key(&h) {
                     reused += 1;
                 } else {
@@ -429,16 +475,7 @@ impl State<'_> {
             }
             self.summary.reused += reused;
             self.opts.progress.advance(reused as u64);
-            // A grid or an integer space can repeat a point within a block: evaluate it once.
-            let mut seen = std::collections::HashSet::new();
-            todo.retain(|(_, h, _)| seen.insert(h.clone()));
-            let n = todo.len();
-            let results = self.evaluate_points(todo, None);
-            let done = results.iter().filter(|r| r.is_some()).count();
-            for r in results.into_iter().flatten() {
-                self.store(r);
-            }
-            if done < n {
+            if !self.evaluate_new(todo, None) {
                 return Ok(false);
             }
         }
@@ -449,46 +486,36 @@ impl State<'_> {
 impl Evaluator for State<'_> {
     type Error = RunError;
 
+    fn hasher(&self) -> &PointHasher {
+        &self.hasher
+    }
+
     fn evaluate(
         &mut self,
         gen: u32,
-        points: Vec<(u64, String, Vec<Value>)>,
+        points: Vec<Item>,
     ) -> Result<Option<Vec<Evaluated>>, RunError> {
         if self.cancelled() {
             return Ok(None);
         }
-        let mut todo = Vec::new();
-        let mut reused = 0;
-        let mut first: HashMap<&str, u64> = HashMap::new();
-        for (i, h, p) in &points {
-            if self.by_hash.contains_key(h) {
-                reused += 1;
-            } else if first.insert(h.as_str(), *i).is_none() {
-                todo.push((*i, h.clone(), p.clone()));
-            }
-        }
+        let reused = points
+            .iter()
+            .filter(|(_, h, _)| self.by_hash.contains_key(h))
+            .count();
         self.summary.reused += reused;
-        self.opts
-            .progress
-            .advance((points.len() - todo.len() - reused) as u64 + reused as u64);
-        let n = todo.len();
-        let results = self.evaluate_points(todo, Some(gen));
-        let done = results.iter().filter(|r| r.is_some()).count();
-        for r in results.into_iter().flatten() {
-            self.store(r);
-        }
-        if done < n {
+        let ids: Vec<PointId> = points.iter().map(|(_, h, _)| *h).collect();
+        if !self.evaluate_new(points, Some(gen)) {
             return Ok(None);
         }
-        let out = points
+        let out = ids
             .iter()
-            .map(|(_, h, p)| {
+            .map(|h| {
                 let rec = &self.records[self.by_hash[h]];
                 match &rec.m {
                     Some(m) => Evaluated {
                         index: rec.i,
                         objectives: self.study.objective_vector(m),
-                        violation: self.study.violation(p, m),
+                        violation: self.study.violation(&rec.p, m),
                     },
                     None => Evaluated {
                         index: rec.i,

@@ -197,51 +197,124 @@ impl Space {
     }
 }
 
-/// A stable 128-bit FNV-1a hash, printed as 32 hex digits.
+/// A stable 128-bit hash (two 64-bit multiply-rotate lanes fed a word at a time, finished
+/// with SplitMix64), identical on every platform and run.
 #[derive(Debug, Clone)]
-pub struct StableHash(u128);
+pub struct StableHash {
+    a: u64,
+    b: u64,
+}
 
 impl Default for StableHash {
     fn default() -> Self {
-        StableHash(0x6c62272e07bb014262b821756295c58d)
+        StableHash {
+            a: 0x243F_6A88_85A3_08D3,
+            b: 0x1319_8A2E_0370_7344,
+        }
     }
 }
 
 impl StableHash {
-    /// Feeds bytes.
+    /// Feeds one 64-bit word.
+    #[inline]
+    pub fn word(&mut self, w: u64) -> &mut Self {
+        self.a = (self.a ^ w)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+        self.b = (self.b.rotate_left(23) ^ w).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ self.a;
+        self
+    }
+    /// Feeds bytes (length-prefixed, so concatenations cannot collide).
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        for &x in b {
-            self.0 ^= x as u128;
-            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013B);
+        self.word(b.len() as u64);
+        for c in b.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
         }
         self
     }
-    /// Feeds a string and a separator.
+    /// Feeds a string.
     pub fn str(&mut self, s: &str) -> &mut Self {
-        self.bytes(s.as_bytes()).bytes(&[0xff])
+        self.bytes(s.as_bytes())
     }
     /// Feeds a value with a type tag (reals by their exact bits).
+    #[inline]
     pub fn value(&mut self, v: &Value) -> &mut Self {
         match v {
-            Value::Int(i) => self.bytes(b"i").bytes(&i.to_le_bytes()),
-            Value::Real(x) => self.bytes(b"r").bytes(&x.to_bits().to_le_bytes()),
-            Value::Cat(s) => self.bytes(b"c").str(s),
-            Value::Bool(b) => self.bytes(if *b { b"T" } else { b"F" }),
+            Value::Int(i) => self.word(1).word(*i as u64),
+            Value::Real(x) => self.word(2).word(x.to_bits()),
+            Value::Cat(s) => self.word(3).str(s),
+            Value::Bool(b) => self.word(4 + *b as u64),
         }
     }
-    /// The hash as hex.
+    /// The 128-bit result.
+    pub fn finish(&self) -> u128 {
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let hi = mix(self.a ^ self.b.rotate_left(32));
+        let lo = mix(self.b.wrapping_add(hi));
+        ((hi as u128) << 64) | lo as u128
+    }
+    /// The result as 32 hex digits.
     pub fn hex(&self) -> String {
-        format!("{:032x}", self.0)
+        format!("{:032x}", self.finish())
     }
 }
 
-/// The identity of an evaluated point: hash of model name, model version and every parameter
-/// (name and exact value).
-pub fn point_hash(model: &str, version: &str, names: &[String], values: &[Value]) -> String {
-    let mut h = StableHash::default();
-    h.str(model).str(version);
-    for (n, v) in names.iter().zip(values) {
-        h.str(n).value(v);
+/// The identity of an evaluated point: a hash of model name, model version and every parameter
+/// (name and exact value). Written as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PointId(pub u128);
+
+impl std::fmt::Display for PointId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
     }
-    h.hex()
+}
+
+impl serde::Serialize for PointId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PointId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(d)?;
+        u128::from_str_radix(&s, 16)
+            .map(PointId)
+            .map_err(|_| serde::de::Error::custom(format!("bad point id '{s}'")))
+    }
+}
+
+/// Computes point identities for one model: the model name, version and parameter names are
+/// hashed once, each point then only adds its values.
+#[derive(Debug, Clone)]
+pub struct PointHasher {
+    prefix: StableHash,
+}
+
+impl PointHasher {
+    /// The hasher for a model and its parameter names.
+    pub fn new(model: &str, version: &str, names: &[String]) -> Self {
+        let mut prefix = StableHash::default();
+        prefix.str(model).str(version).word(names.len() as u64);
+        for n in names {
+            prefix.str(n);
+        }
+        PointHasher { prefix }
+    }
+
+    /// The identity of `values`.
+    pub fn id(&self, values: &[Value]) -> PointId {
+        let mut h = self.prefix.clone();
+        for v in values {
+            h.value(v);
+        }
+        PointId(h.finish())
+    }
 }

@@ -1,7 +1,7 @@
-//! The generational loop shared by NSGA-II and NSGA-III. It never stores optimizer state: a
-//! resumed run replays the loop from the seed, and the evaluator serves every point already in
-//! the journal from there, so the replay takes the same random choices and ends where an
-//! uninterrupted run would.
+//! The generational loop shared by NSGA-II, NSGA-III and SMS-EMOA. It never stores optimizer
+//! state: a resumed run replays the loop from the seed, and the evaluator serves every point
+//! already in the journal from there, so the replay takes the same random choices and ends where
+//! an uninterrupted run would.
 
 use std::collections::HashSet;
 
@@ -12,7 +12,7 @@ use super::variation::{genes, offspring, random_genome};
 use super::{nsga2, nsga3, smsemoa};
 use crate::config::{Strategy, Study};
 use crate::model::Value;
-use crate::space::point_hash;
+use crate::space::{PointHasher, PointId};
 
 /// What the loop learns about one evaluated point.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,93 +29,101 @@ pub struct Evaluated {
 pub trait Evaluator {
     /// Error type.
     type Error;
+    /// The point identities of the study's model.
+    fn hasher(&self) -> &PointHasher;
     /// Evaluates (or looks up) the points of generation `gen`, each with its plan index and
-    /// identity hash. `None` means the run was interrupted.
+    /// identity. `None` means the run was interrupted.
     fn evaluate(
         &mut self,
         gen: u32,
-        points: Vec<(u64, String, Vec<Value>)>,
+        points: Vec<(u64, PointId, Vec<Value>)>,
     ) -> Result<Option<Vec<Evaluated>>, Self::Error>;
     /// Records the population after generation `gen`.
     fn generation_done(&mut self, gen: u32, population: &[u64]) -> Result<(), Self::Error>;
 }
 
-/// Runs NSGA-II or NSGA-III to the end; `Ok(false)` when interrupted.
+/// A genome with its decoded point and identity, computed once.
+#[derive(Clone)]
+struct Candidate {
+    genome: Vec<f64>,
+    point: Vec<Value>,
+    id: PointId,
+}
+
+/// Runs the study's evolutionary strategy to the end; `Ok(false)` when interrupted.
 pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
-    let (settings, many) = match &study.strategy {
-        Strategy::Nsga2(s) | Strategy::SmsEmoa(s) => (s, false),
-        Strategy::Nsga3(s) => (s, true),
+    let settings = match &study.strategy {
+        Strategy::Nsga2(s) | Strategy::Nsga3(s) | Strategy::SmsEmoa(s) => s,
         _ => return Ok(true),
     };
-    let info = study.model.info();
-    let hash = |p: &[Value]| point_hash(&info.name, &info.version, &study.space.names, p);
+    let hasher = ev.hasher().clone();
+    let make = |genome: Vec<f64>| {
+        let point = study.space.from_genes(&genome);
+        let id = hasher.id(&point);
+        Candidate { genome, point, id }
+    };
     let n = settings.population;
     let gs = genes(&study.space);
     let mut rng = ChaCha8Rng::seed_from_u64(study.seed ^ 0x6e73_6761_5f65_766f);
-    let refs = if many {
-        nsga3::reference_directions(study.objectives.len(), settings.divisions)
-    } else {
-        Vec::new()
+    let refs = match &study.strategy {
+        Strategy::Nsga3(_) => {
+            nsga3::reference_directions(study.objectives.len(), settings.divisions)
+        }
+        _ => Vec::new(),
     };
     let mut state = nsga3::State::default();
 
     // Initial population: distinct random genomes where the space allows.
     let mut seen = HashSet::new();
-    let mut genomes: Vec<Vec<f64>> = Vec::with_capacity(n);
+    let mut cands: Vec<Candidate> = Vec::with_capacity(n);
     let mut tries = 0;
-    while genomes.len() < n {
-        let g = random_genome(&gs, &mut rng);
+    while cands.len() < n {
+        let c = make(random_genome(&gs, &mut rng));
         tries += 1;
-        if seen.insert(hash(&study.space.from_genes(&g))) || tries > 100 * n {
-            genomes.push(g);
+        if seen.insert(c.id) || tries > 100 * n {
+            cands.push(c);
         }
     }
-    let Some(mut pop) = eval(ev, study, 0, &genomes, &hash)? else {
+    let Some(evald) = eval(ev, 0, n, &cands)? else {
         return Ok(false);
     };
-    let mut pop_genomes = genomes;
-    let mut sel = rank_population(&mut pop, &mut pop_genomes);
-    ev.generation_done(0, &pop.iter().map(|e| e.index).collect::<Vec<_>>())?;
+    let mut pop: Vec<(Candidate, Evaluated)> = cands.into_iter().zip(evald).collect();
+    let mut sel = rank_population(&mut pop);
+    ev.generation_done(0, &indices(&pop))?;
 
     for gen in 1..settings.generations as u32 {
-        let cv = cvs(&pop);
-        let mut seen: HashSet<String> = pop_genomes
-            .iter()
-            .map(|g| hash(&study.space.from_genes(g)))
-            .collect();
-        let mut kids: Vec<Vec<f64>> = Vec::with_capacity(n);
+        let cv: Vec<f64> = pop.iter().map(|(_, e)| e.violation).collect();
+        let mut seen: HashSet<PointId> = pop.iter().map(|(c, _)| c.id).collect();
+        let mut kids: Vec<Candidate> = Vec::with_capacity(n);
         let mut tries = 0;
         while kids.len() < n {
-            let (a, b) = if many {
-                (
+            let (a, b) = match &study.strategy {
+                Strategy::Nsga3(_) => (
                     nsga3::tournament(&cv, &mut rng),
                     nsga3::tournament(&cv, &mut rng),
-                )
-            } else {
-                (
+                ),
+                _ => (
                     nsga2::tournament(&sel, &cv, &mut rng),
                     nsga2::tournament(&sel, &cv, &mut rng),
-                )
+                ),
             };
-            for child in offspring(&pop_genomes[a], &pop_genomes[b], &gs, settings, &mut rng) {
+            for child in offspring(&pop[a].0.genome, &pop[b].0.genome, &gs, settings, &mut rng) {
                 tries += 1;
+                let c = make(child);
                 // Drop duplicates of the population and of each other (as pymoo does), unless
                 // the space is too small to avoid them.
-                if kids.len() < n
-                    && (seen.insert(hash(&study.space.from_genes(&child))) || tries > 100 * n)
-                {
-                    kids.push(child);
+                if kids.len() < n && (seen.insert(c.id) || tries > 100 * n) {
+                    kids.push(c);
                 }
             }
         }
-        let Some(evald) = eval(ev, study, gen, &kids, &hash)? else {
+        let Some(evald) = eval(ev, gen, n, &kids)? else {
             return Ok(false);
         };
         let mut all = pop;
-        all.extend(evald);
-        let mut all_genomes = pop_genomes;
-        all_genomes.extend(kids);
-        let (o, c) = (objs(&all), cvs(&all));
+        all.extend(kids.into_iter().zip(evald));
+        let o: Vec<Vec<f64>> = all.iter().map(|(_, e)| e.objectives.clone()).collect();
+        let c: Vec<f64> = all.iter().map(|(_, e)| e.violation).collect();
         let chosen = match &study.strategy {
             Strategy::Nsga3(_) => nsga3::survive(&o, &c, n, &refs, &mut state, &mut rng),
             Strategy::SmsEmoa(_) => smsemoa::survive(&o, &c, n),
@@ -128,50 +136,41 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
                 nsga2::survive_with(&o, &c, n, trunc).chosen
             }
         };
-        pop = chosen.iter().map(|&i| all[i].clone()).collect();
-        pop_genomes = chosen.iter().map(|&i| all_genomes[i].clone()).collect();
-        sel = rank_population(&mut pop, &mut pop_genomes);
-        ev.generation_done(gen, &pop.iter().map(|e| e.index).collect::<Vec<_>>())?;
+        let mut slots: Vec<Option<(Candidate, Evaluated)>> = all.into_iter().map(Some).collect();
+        pop = chosen.iter().filter_map(|&i| slots[i].take()).collect();
+        sel = rank_population(&mut pop);
+        ev.generation_done(gen, &indices(&pop))?;
     }
     Ok(true)
 }
 
+fn indices(pop: &[(Candidate, Evaluated)]) -> Vec<u64> {
+    pop.iter().map(|(_, e)| e.index).collect()
+}
+
 fn eval<E: Evaluator>(
     ev: &mut E,
-    study: &Study,
     gen: u32,
-    genomes: &[Vec<f64>],
-    hash: &dyn Fn(&[Value]) -> String,
+    n: usize,
+    cands: &[Candidate],
 ) -> Result<Option<Vec<Evaluated>>, E::Error> {
-    let n = match &study.strategy {
-        Strategy::Nsga2(s) | Strategy::Nsga3(s) | Strategy::SmsEmoa(s) => s.population as u64,
-        _ => genomes.len() as u64,
-    };
-    let points = genomes
+    let points = cands
         .iter()
         .enumerate()
-        .map(|(j, g)| {
-            let p = study.space.from_genes(g);
-            (gen as u64 * n + j as u64, hash(&p), p)
-        })
+        .map(|(j, c)| (gen as u64 * n as u64 + j as u64, c.id, c.point.clone()))
         .collect();
     ev.evaluate(gen, points)
 }
 
 /// Orders the population by rank and returns rank and crowding of each member (in the new
 /// order), which the next generation's tournaments compare.
-fn rank_population(pop: &mut Vec<Evaluated>, genomes: &mut Vec<Vec<f64>>) -> nsga2::Selection {
-    let mut sel = nsga2::survive(&objs(pop), &cvs(pop), pop.len());
-    *pop = sel.chosen.iter().map(|&i| pop[i].clone()).collect();
-    *genomes = sel.chosen.iter().map(|&i| genomes[i].clone()).collect();
+fn rank_population(pop: &mut Vec<(Candidate, Evaluated)>) -> nsga2::Selection {
+    let o: Vec<Vec<f64>> = pop.iter().map(|(_, e)| e.objectives.clone()).collect();
+    let c: Vec<f64> = pop.iter().map(|(_, e)| e.violation).collect();
+    let mut sel = nsga2::survive(&o, &c, pop.len());
+    let mut slots: Vec<Option<(Candidate, Evaluated)>> =
+        std::mem::take(pop).into_iter().map(Some).collect();
+    *pop = sel.chosen.iter().filter_map(|&i| slots[i].take()).collect();
     sel.chosen = (0..pop.len()).collect();
     sel
-}
-
-fn objs(v: &[Evaluated]) -> Vec<Vec<f64>> {
-    v.iter().map(|e| e.objectives.clone()).collect()
-}
-
-fn cvs(v: &[Evaluated]) -> Vec<f64> {
-    v.iter().map(|e| e.violation).collect()
 }

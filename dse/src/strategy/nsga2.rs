@@ -52,16 +52,7 @@ pub fn survive_with(objs: &[Vec<f64>], cv: &[f64], n: usize, trunc: Truncation) 
         let room = n - sel.chosen.len();
         let (keep, cd): (Vec<usize>, Vec<f64>) =
             if front.len() > room && trunc == Truncation::Pruning {
-                let mut members = front.clone();
-                while members.len() > room {
-                    let cd = crowding_distance(objs, &members);
-                    let worst = (0..members.len())
-                        .min_by(|&a, &b| cd[a].total_cmp(&cd[b]))
-                        .unwrap_or(0);
-                    members.remove(worst);
-                }
-                let cd = crowding_distance(objs, &members);
-                (members, cd)
+                prune(objs, front, room)
             } else {
                 let cd = crowding_distance(objs, front);
                 let mut order: Vec<usize> = (0..front.len()).collect();
@@ -108,4 +99,77 @@ pub fn tournament<R: Rng>(sel: &Selection, cv: &[f64], rng: &mut R) -> usize {
     } else {
         b
     }
+}
+
+/// Pruning crowding distance: drops the member of smallest crowding distance, one at a time,
+/// updating only the removed member's neighbours (kept in per-objective linked lists), so each
+/// removal costs O(m) plus a scan. Returns the survivors and their final distances, in front
+/// order. The extremes of each objective are never dropped (infinite distance), so the ranges
+/// stay those of the whole front.
+pub fn prune(objs: &[Vec<f64>], front: &[usize], room: usize) -> (Vec<usize>, Vec<f64>) {
+    let l = front.len();
+    let m = objs.get(front[0]).map_or(0, |o| o.len());
+    const NONE: usize = usize::MAX;
+    let v = |i: usize, k: usize| objs[front[i]][k];
+    let mut prev = vec![vec![NONE; l]; m];
+    let mut next = vec![vec![NONE; l]; m];
+    let mut range = vec![0.0; m];
+    for k in 0..m {
+        let mut order: Vec<usize> = (0..l).collect();
+        order.sort_by(|&a, &b| v(a, k).total_cmp(&v(b, k)));
+        for w in order.windows(2) {
+            next[k][w[0]] = w[1];
+            prev[k][w[1]] = w[0];
+        }
+        range[k] = v(order[l - 1], k) - v(order[0], k);
+    }
+    let dist = |i: usize, prev: &[Vec<usize>], next: &[Vec<usize>]| -> f64 {
+        if l <= 2 {
+            return f64::INFINITY;
+        }
+        let mut d = 0.0;
+        for k in 0..m {
+            let (p, n) = (prev[k][i], next[k][i]);
+            if p == NONE || n == NONE {
+                return f64::INFINITY;
+            }
+            if range[k] > 0.0 {
+                d += (v(n, k) - v(p, k)) / range[k];
+            }
+        }
+        d
+    };
+    let mut d: Vec<f64> = (0..l).map(|i| dist(i, &prev, &next)).collect();
+    let mut alive = vec![true; l];
+    let mut count = l;
+    while count > room {
+        let Some(w) = (0..l)
+            .filter(|&i| alive[i])
+            .min_by(|&a, &b| d[a].total_cmp(&d[b]))
+        else {
+            break;
+        };
+        alive[w] = false;
+        count -= 1;
+        let mut touched = Vec::with_capacity(2 * m);
+        for k in 0..m {
+            let (p, n) = (prev[k][w], next[k][w]);
+            if p != NONE {
+                next[k][p] = n;
+                touched.push(p);
+            }
+            if n != NONE {
+                prev[k][n] = p;
+                touched.push(n);
+            }
+        }
+        for t in touched {
+            d[t] = dist(t, &prev, &next);
+        }
+    }
+    let keep: Vec<usize> = (0..l).filter(|&i| alive[i]).collect();
+    (
+        keep.iter().map(|&i| front[i]).collect(),
+        keep.iter().map(|&i| d[i]).collect(),
+    )
 }

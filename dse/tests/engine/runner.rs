@@ -151,7 +151,7 @@ fn interrupted_and_resumed_equals_uninterrupted() {
         let whole = tempfile::tempdir().unwrap();
         run(&s, &quiet(whole.path())).unwrap();
         let parts = tempfile::tempdir().unwrap();
-        let n = run_interrupted(&s, parts.path(), 97);
+        let n = run_interrupted(&s, parts.path(), 53);
         assert!(n >= 3, "{strategy}: only {n} interruptions");
         assert_eq!(points(whole.path()), points(parts.path()), "{strategy}");
         let a = journal::read(&whole.path().join("journal.jsonl"))
@@ -234,14 +234,20 @@ fn mixed_variables_stay_in_their_domains_under_evolution() {
     let info = s.model.info();
     let mut modes = std::collections::BTreeSet::new();
     for r in points(dir.path()) {
-        let n = r.p[0].as_i64().unwrap();
+        let Value::Int(n) = r.p[0] else {
+            panic!("n: {:?}", r.p[0])
+        };
         assert!(n % 2 == 0 && (2..=40).contains(&n), "n = {n}");
-        let w = r.p[1].as_f64().unwrap();
+        let Value::Real(w) = r.p[1] else {
+            panic!("width: {:?}", r.p[1])
+        };
         assert!((1.0..=1024.0).contains(&w));
-        let mode = r.p[2].as_str().unwrap().to_string();
+        let Value::Cat(mode) = r.p[2].clone() else {
+            panic!("mode: {:?}", r.p[2])
+        };
         assert!(mode == "a" || mode == "b");
         modes.insert(mode);
-        assert!(r.p[3].is_boolean());
+        assert!(matches!(r.p[3], Value::Bool(_)));
         assert_eq!(r.p.len(), info.params.len());
     }
     assert_eq!(modes.len(), 2);
