@@ -32,10 +32,17 @@ fn main() {
         let mut secs = 0.0;
         for seed in 1..=5u64 {
             let path = format!("{}/../configs/{cfg}.toml", env!("CARGO_MANIFEST_DIR"));
-            let text = std::fs::read_to_string(&path).expect("config").replace("seed = 1", &format!("seed = {seed}"));
-            let text = text.replace("kind = \"nsga2\"", &format!("kind = \"{kind}\"")).replace("kind = \"smsemoa\"", &format!("kind = \"{kind}\""));
+            let text = std::fs::read_to_string(&path)
+                .expect("config")
+                .replace("seed = 1", &format!("seed = {seed}"));
+            let text = text
+                .replace("kind = \"nsga2\"", &format!("kind = \"{kind}\""))
+                .replace("kind = \"smsemoa\"", &format!("kind = \"{kind}\""));
             let study = dse::config::parse(&text, &path, &reg).expect("study");
-            let dir = std::env::temp_dir().join(format!("archsweep-quality-{}-{cfg}-{kind}-{seed}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!(
+                "archsweep-quality-{}-{cfg}-{kind}-{seed}",
+                std::process::id()
+            ));
             let mut o = RunOptions::new(&dir);
             o.write_outputs = false;
             let t = Instant::now();
@@ -43,14 +50,29 @@ fn main() {
             secs += t.elapsed().as_secs_f64();
             let j = dse::journal::read(&dir.join("journal.jsonl")).expect("journal");
             let last = j.gens.iter().max_by_key(|g| g.g).expect("generations");
-            let by: HashMap<u64, &Vec<f64>> = j.points.iter().filter_map(|p| p.m.as_ref().map(|m| (p.i, m))).collect();
+            let by: HashMap<u64, &Vec<f64>> = j
+                .points
+                .iter()
+                .filter_map(|p| p.m.as_ref().map(|m| (p.i, m)))
+                .collect();
             let pop: Vec<&Vec<f64>> = last.pop.iter().map(|i| by[i]).collect();
             let all: Vec<&Vec<f64>> = by.values().copied().collect();
             pops.push(100.0 * hypervolume(&pop, &r) / truth);
             alls.push(100.0 * hypervolume(&all, &r) / truth);
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let f = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
-        println!("| {cfg} | {kind} | {} | {} | {:.1} | {:.2} |", f(&pops), f(&alls), pymoo * 100.0, secs / 5.0);
+        let f = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "| {cfg} | {kind} | {} | {} | {:.1} | {:.2} |",
+            f(&pops),
+            f(&alls),
+            pymoo * 100.0,
+            secs / 5.0
+        );
     }
 }

@@ -322,6 +322,7 @@ pub fn write(
             title: format!("{}: Pareto front", study.name),
             labels: (names[0].clone(), names[1].clone()),
             layers,
+            legend_low: false,
         };
         figure("pareto", "Pareto front", fig, (900, 650))?;
     } else if m >= 3 {
@@ -378,6 +379,7 @@ pub fn write(
                 size: 2,
                 line: true,
             }],
+            legend_low: true,
         };
         figure("hypervolume", "Hypervolume per generation", fig, (900, 450))?;
     }
@@ -464,16 +466,23 @@ pub fn write(
             h,
             "<h2>{title}</h2><div class=\"scroll\"><table><tr><th></th><th>index</th>"
         );
-        for &p in &free {
-            let _ = write!(h, "<th>{}</th>", esc(&info.params[p].name));
-        }
         for mt in &info.metrics {
             let _ = write!(h, "<th>{}</th>", esc(&label_metric(mt)));
+        }
+        for &p in &free {
+            let _ = write!(h, "<th>{}</th>", esc(&info.params[p].name));
         }
         h.push_str("</tr>");
         for (tag, i) in rows {
             let r = &a.records[*i];
             let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(tag), r.i);
+            for k in 0..info.metrics.len() {
+                let _ = write!(
+                    h,
+                    "<td>{}</td>",
+                    r.m.as_ref().map_or("—".to_string(), |m| fmt_num(m[k]))
+                );
+            }
             for &p in &free {
                 let v = &a.params[*i][p];
                 let _ = write!(
@@ -483,13 +492,6 @@ pub fn write(
                         crate::model::Value::Real(x) => fmt_num(*x),
                         other => other.to_string(),
                     })
-                );
-            }
-            for k in 0..info.metrics.len() {
-                let _ = write!(
-                    h,
-                    "<td>{}</td>",
-                    r.m.as_ref().map_or("—".to_string(), |m| fmt_num(m[k]))
                 );
             }
             h.push_str("</tr>");
@@ -596,4 +598,4 @@ pub fn strategy_text(s: &Strategy) -> String {
     }
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}h1{margin-bottom:0}.sub{color:#666;margin-top:.3em}table{border-collapse:collapse;margin:.5em 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}.kv th{text-align:left}.kv td{text-align:left}.scroll{max-height:480px;overflow:auto}.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em}.note{color:#555;font-size:13px}.fig svg{max-width:100%;height:auto}pre{background:#f7f7f7;padding:1em;overflow:auto}";
+const CSS: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}h1{margin-bottom:0}.sub{color:#666;margin-top:.3em}table{border-collapse:collapse;margin:.5em 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}.kv th{text-align:left}.kv td{text-align:left}.scroll{max-height:480px;overflow:auto}.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5em}.note{color:#555;font-size:13px}.fig svg{max-width:100%;height:auto}pre{background:#f7f7f7;padding:1em;overflow:auto}";

@@ -41,6 +41,8 @@ pub enum Figure<'a> {
         labels: (String, String),
         /// Layers, drawn in order.
         layers: Vec<Layer<'a>>,
+        /// Legend in the lower right corner (for rising curves) instead of the upper right.
+        legend_low: bool,
     },
     /// A scatter matrix: `names.len()` axes, each layer holding full vectors.
     Matrix {
@@ -86,7 +88,7 @@ fn scatter<DB: DrawingBackend>(
     title: &str,
     labels: (&str, &str),
     layers: &[Layer],
-    legend: bool,
+    legend: Option<SeriesLabelPosition>,
     font: u32,
 ) -> DrawResult<DB::ErrorType> {
     let xr = range(layers.iter().flat_map(|l| l.points.iter().map(|p| p.0)));
@@ -115,19 +117,19 @@ fn scatter<DB: DrawingBackend>(
         let s = l.size;
         let series =
             chart.draw_series(l.points.iter().map(|&p| Circle::new(p, s, color.filled())))?;
-        if legend {
+        if legend.is_some() {
             series
                 .label(l.label)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
     }
-    if legend {
+    if let Some(pos) = legend {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .label_font(("sans-serif", font))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(pos)
             .draw()?;
     }
     Ok(())
@@ -143,7 +145,15 @@ fn draw<DB: DrawingBackend>(
             title,
             labels,
             layers,
-        } => scatter(&root, title, (&labels.0, &labels.1), layers, true, 14)?,
+            legend_low,
+        } => {
+            let pos = if *legend_low {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            };
+            scatter(&root, title, (&labels.0, &labels.1), layers, Some(pos), 14)?
+        }
         Figure::Matrix {
             title,
             names,
@@ -173,7 +183,7 @@ fn draw<DB: DrawingBackend>(
                         line: false,
                     })
                     .collect();
-                scatter(cell, "", (&names[k], &names[r]), &ls, false, 11)?;
+                scatter(cell, "", (&names[k], &names[r]), &ls, None, 11)?;
             }
         }
         Figure::Parallel {
