@@ -22,4 +22,11 @@ fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line with the totals over every test binary (cargo's own last line is that of
+# the doc tests, which may count none).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+     END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -73,10 +73,11 @@ pub fn merge(
             None => whole = true,
         }
         for p in j.points {
-            if points.contains_key(&p.h) {
-                duplicates += 1;
-            } else {
-                points.insert(p.h, p);
+            match points.entry(p.h) {
+                std::collections::btree_map::Entry::Occupied(_) => duplicates += 1,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(p);
+                }
             }
         }
     }
@@ -98,14 +99,21 @@ pub fn merge(
     let w = Writer::open(&jpath, Some(&header), Some(0), Duration::from_secs(1))?;
     let mut recs: Vec<PointRecord> = points.into_values().collect();
     recs.sort_by_key(|r| r.i);
-    let sender = w.sender();
-    for r in &recs {
-        let mut lines = Vec::new();
-        journal::push_line(&mut lines, &Record::Point(r.clone()));
-        sender.send(lines);
-    }
-    drop(sender);
+    let mut lines = Vec::new();
+    let mut recs: Vec<PointRecord> = recs
+        .into_iter()
+        .map(|r| {
+            let rec = Record::Point(r);
+            journal::push_line(&mut lines, &rec);
+            match rec {
+                Record::Point(r) => r,
+                _ => unreachable!("built as a point record above"),
+            }
+        })
+        .collect();
+    w.sender().send(lines);
     w.close()?;
+    recs.shrink_to_fit();
     let missing_shards = match (&shards, whole) {
         (Some((_, seen)), false) => seen
             .iter()

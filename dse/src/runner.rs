@@ -339,7 +339,8 @@ impl State<'_> {
         let threads = rayon::current_num_threads().max(1);
         let est = f64::from_bits(self.cost.load(Ordering::Relaxed));
         // Unknown cost (NaN) counts as expensive.
-        let parallel = threads > 1 && n > 1 && !(est * n as f64 <= 2e-3);
+        let cheap = est * n as f64 <= 2e-3;
+        let parallel = threads > 1 && n > 1 && !cheap;
         let start = Instant::now();
         let out: Vec<Option<PointRecord>> = if parallel {
             let chunk = (n / (threads * 8)).clamp(1, 256);
