@@ -64,7 +64,12 @@ fn sweeps(c: &mut Criterion) {
     g.bench_function("random_1M_trivial_with_tables_and_report", |b| {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),
-            |dir| run(&million, &RunOptions::new(dir.path())).expect("sweep"),
+            |dir| {
+                (
+                    run(&million, &RunOptions::new(dir.path())).expect("sweep"),
+                    dir,
+                )
+            },
             BatchSize::PerIteration,
         )
     });
@@ -72,10 +77,11 @@ fn sweeps(c: &mut Criterion) {
     g.bench_function("nsga2_zdt1_25k_evals_with_journal", |b| {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),
+            // The directory is returned so that deleting it falls outside the timing.
             |dir| {
                 let mut o = RunOptions::new(dir.path());
                 o.write_outputs = false;
-                run(&zdt1, &o).expect("sweep")
+                (run(&zdt1, &o).expect("sweep"), dir)
             },
             BatchSize::PerIteration,
         )
@@ -83,7 +89,12 @@ fn sweeps(c: &mut Criterion) {
     g.bench_function("nsga2_zdt1_25k_evals_with_tables_and_report", |b| {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),
-            |dir| run(&zdt1, &RunOptions::new(dir.path())).expect("sweep"),
+            |dir| {
+                (
+                    run(&zdt1, &RunOptions::new(dir.path())).expect("sweep"),
+                    dir,
+                )
+            },
             BatchSize::PerIteration,
         )
     });

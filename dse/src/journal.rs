@@ -122,8 +122,24 @@ pub fn line(record: &Record) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A point record by reference, serialised exactly as `Record::Point`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum PointRef<'a> {
+    Point(&'a PointRecord),
+}
+
+/// Appends a point record as one journal line, without copying it into a [`Record`].
+pub fn push_point_line(out: &mut Vec<u8>, point: &PointRecord) {
+    push_serialized(out, &PointRef::Point(point));
+}
+
 /// Appends a record as one journal line (with CRC and newline) to `out`.
 pub fn push_line(out: &mut Vec<u8>, record: &Record) {
+    push_serialized(out, record);
+}
+
+fn push_serialized<T: Serialize>(out: &mut Vec<u8>, record: &T) {
     let start = out.len();
     // Serialising our records cannot fail: all keys are strings and all floats finite
     // (a non-finite metric marks its point failed before it is recorded).
@@ -202,6 +218,7 @@ pub fn read(path: &Path) -> Result<Contents, JournalError> {
 
 enum Msg {
     Lines(Vec<u8>),
+    Points(Vec<std::sync::Arc<PointRecord>>),
     Flush(Sender<io::Result<()>>),
 }
 
@@ -325,6 +342,14 @@ impl Drop for Writer {
 pub struct LineSender(Option<Sender<Msg>>);
 
 impl LineSender {
+    /// Queues point records for the writer thread to format (while the sender goes on
+    /// working).
+    pub fn send_points(&self, points: Vec<std::sync::Arc<PointRecord>>) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(Msg::Points(points));
+        }
+    }
+
     /// Queues formatted lines (see [`push_line`]).
     pub fn send(&self, lines: Vec<u8>) {
         if let Some(tx) = &self.0 {
@@ -353,6 +378,7 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
         let mut flushes = Vec::new();
         let mut handle = |m: Msg, buf: &mut Vec<u8>| match m {
             Msg::Lines(l) => buf.extend_from_slice(&l),
+            Msg::Points(ps) => ps.iter().for_each(|p| push_point_line(buf, p)),
             Msg::Flush(tx) => flushes.push(tx),
         };
         if let Some(m) = first {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{self, Study};
-use crate::journal::{self, Header, PointRecord, Record, Writer};
+use crate::journal::{self, Header, PointRecord, Writer};
 use crate::model::Registry;
 use crate::results::Analysis;
 use crate::runner::{write_outputs, RunError};
@@ -100,20 +100,11 @@ pub fn merge(
     let mut recs: Vec<PointRecord> = points.into_values().collect();
     recs.sort_by_key(|r| r.i);
     let mut lines = Vec::new();
-    let mut recs: Vec<PointRecord> = recs
-        .into_iter()
-        .map(|r| {
-            let rec = Record::Point(r);
-            journal::push_line(&mut lines, &rec);
-            match rec {
-                Record::Point(r) => r,
-                _ => unreachable!("built as a point record above"),
-            }
-        })
-        .collect();
+    for r in &recs {
+        journal::push_point_line(&mut lines, r);
+    }
     w.sender().send(lines);
     w.close()?;
-    recs.shrink_to_fit();
     let missing_shards = match (&shards, whole) {
         (Some((_, seen)), false) => seen
             .iter()

@@ -16,7 +16,7 @@ use crate::journal::{
     self, GenRecord, Header, JournalError, LineSender, PointRecord, Record, Writer,
 };
 use crate::model::{EvalContext, Value};
-use crate::space::{PointHasher, PointId};
+use crate::space::{IdMap, IdSet, PointHasher, PointId};
 use crate::strategy::evolve::{self, Evaluated, Evaluator};
 use crate::strategy::sampling::Plan;
 
@@ -234,14 +234,25 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let mut st = State {
         study,
         opts,
-        by_hash: HashMap::with_capacity(contents.points.len()),
+        by_hash: IdMap::with_capacity_and_hasher(
+            contents
+                .points
+                .len()
+                .max(study.planned_points().min(1 << 24)),
+            Default::default(),
+        ),
         hasher: PointHasher::new(
             &study.model.info().name,
             &study.model.info().version,
             &study.space.names,
         ),
         cost: AtomicU64::new(f64::NAN.to_bits()),
-        records: Vec::with_capacity(contents.points.len()),
+        records: Vec::with_capacity(
+            contents
+                .points
+                .len()
+                .max(study.planned_points().min(1 << 24)),
+        ),
         gens: contents.gens.iter().map(|g| (g.g, g.pop.clone())).collect(),
         sender: writer.sender(),
         writer: &writer,
@@ -253,7 +264,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     for p in contents.points {
         if !st.by_hash.contains_key(&p.h) {
             st.by_hash.insert(p.h, st.records.len());
-            st.records.push(p);
+            st.records.push(Arc::new(p));
         }
     }
     let total = match (opts.shard, study.planned_points()) {
@@ -276,6 +287,11 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
     gens.sort_by_key(|g| g.g);
     drop(st);
     writer.close()?;
+    // The writer has dropped its references: the records are ours alone again.
+    let records: Vec<PointRecord> = records
+        .into_iter()
+        .map(|r| Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()))
+        .collect();
     summary.interrupted = !completed;
     summary.stored = records.len();
     summary.failed = records.iter().filter(|r| r.m.is_none()).count();
@@ -309,12 +325,13 @@ pub fn write_outputs(
 struct State<'a> {
     study: &'a Study,
     opts: &'a RunOptions,
-    by_hash: HashMap<PointId, usize>,
+    by_hash: IdMap<usize>,
     hasher: PointHasher,
     /// Recent wall time per point (seconds, f64 bits): small cheap batches run on the calling
     /// thread, where waking the pool would cost more than the work.
     cost: AtomicU64,
-    records: Vec<PointRecord>,
+    /// Stored points, shared with the journal writer while it formats them.
+    records: Vec<Arc<PointRecord>>,
     gens: HashMap<u32, Vec<u64>>,
     sender: LineSender,
     writer: &'a Writer,
@@ -331,7 +348,7 @@ impl State<'_> {
 
     /// Evaluates points, in parallel unless the batch is cheap, journaling each as it
     /// finishes. `None` entries were skipped because of cancellation.
-    fn evaluate_points(&self, items: Vec<Item>, gen: Option<u32>) -> Vec<Option<PointRecord>> {
+    fn evaluate_points(&self, items: Vec<Item>, gen: Option<u32>) -> Vec<Option<Arc<PointRecord>>> {
         let n = items.len();
         if n == 0 {
             return Vec::new();
@@ -342,15 +359,16 @@ impl State<'_> {
         let cheap = est * n as f64 <= 2e-3;
         let parallel = threads > 1 && n > 1 && !cheap;
         let start = Instant::now();
-        let out: Vec<Option<PointRecord>> = if parallel {
+        let out: Vec<Option<Arc<PointRecord>>> = if parallel {
             let chunk = (n / (threads * 8)).clamp(1, 256);
             items
                 .into_par_iter()
                 .chunks(chunk)
-                .flat_map_iter(|c| self.evaluate_chunk(c, gen))
+                .flat_map_iter(|c| self.evaluate_chunk(c, gen, true))
                 .collect()
         } else {
-            self.evaluate_chunk(items, gen)
+            // Inline: the writer thread formats the lines on the other core meanwhile.
+            self.evaluate_chunk(items, gen, threads == 1)
         };
         let per_point =
             start.elapsed().as_secs_f64() * if parallel { threads as f64 } else { 1.0 } / n as f64;
@@ -358,7 +376,14 @@ impl State<'_> {
         out
     }
 
-    fn evaluate_chunk(&self, chunk: Vec<Item>, gen: Option<u32>) -> Vec<Option<PointRecord>> {
+    /// Evaluates one chunk and journals it: formatted here when `format_here` (parallel
+    /// workers), else handed to the writer thread as records.
+    fn evaluate_chunk(
+        &self,
+        chunk: Vec<Item>,
+        gen: Option<u32>,
+        format_here: bool,
+    ) -> Vec<Option<Arc<PointRecord>>> {
         if self.cancelled() {
             return vec![None; chunk.len()];
         }
@@ -389,9 +414,8 @@ impl State<'_> {
                 .collect(),
         };
         let n_metrics = model.info().metrics.len();
-        let mut lines = Vec::with_capacity(chunk.len() * 128);
         let len = chunk.len();
-        let out = chunk
+        let out: Vec<Option<Arc<PointRecord>>> = chunk
             .into_iter()
             .zip(outcomes)
             .map(|((i, h, p), (r, t))| {
@@ -409,7 +433,7 @@ impl State<'_> {
                     Ok(m) => (Some(m), None),
                     Err(e) => (None, Some(e)),
                 };
-                let rec = Record::Point(PointRecord {
+                Some(Arc::new(PointRecord {
                     i,
                     h,
                     g: gen,
@@ -417,20 +441,24 @@ impl State<'_> {
                     m,
                     e,
                     t,
-                });
-                journal::push_line(&mut lines, &rec);
-                match rec {
-                    Record::Point(r) => Some(r),
-                    _ => None,
-                }
+                }))
             })
             .collect();
-        self.sender.send(lines);
+        if format_here {
+            let mut lines = Vec::with_capacity(len * 256);
+            for r in out.iter().flatten() {
+                journal::push_point_line(&mut lines, r);
+            }
+            self.sender.send(lines);
+        } else {
+            self.sender
+                .send_points(out.iter().flatten().cloned().collect());
+        }
         self.opts.progress.advance(len as u64);
         out
     }
 
-    fn store(&mut self, rec: PointRecord) {
+    fn store(&mut self, rec: Arc<PointRecord>) {
         self.by_hash.insert(rec.h, self.records.len());
         self.records.push(rec);
         self.summary.evaluated += 1;
@@ -441,7 +469,7 @@ impl State<'_> {
     /// done.
     fn evaluate_new(&mut self, mut todo: Vec<Item>, gen: Option<u32>) -> bool {
         let before = todo.len();
-        let mut seen = std::collections::HashSet::with_capacity(todo.len());
+        let mut seen = IdSet::with_capacity_and_hasher(todo.len(), Default::default());
         todo.retain(|(_, h, _)| !self.by_hash.contains_key(h) && seen.insert(*h));
         self.opts.progress.advance((before - todo.len()) as u64);
         let n = todo.len();

@@ -146,7 +146,7 @@ pub struct Space {
     pub base: Vec<Value>,
     /// Parameter names, in model order.
     pub names: Vec<String>,
-    /// The free dimensions.
+    /// The free dimensions, in parameter order.
     pub dims: Vec<Dim>,
 }
 
@@ -171,11 +171,18 @@ impl Space {
 
     /// The point for genes `g` (one per free dimension).
     pub fn from_genes(&self, g: &[f64]) -> Vec<Value> {
-        let mut p = self.base.clone();
-        for (d, &x) in self.dims.iter().zip(g) {
-            p[d.param] = d.domain.from_gene(x);
+        let mut out = Vec::with_capacity(self.base.len());
+        let mut d = 0;
+        for (i, b) in self.base.iter().enumerate() {
+            match self.dims.get(d) {
+                Some(dim) if dim.param == i => {
+                    out.push(dim.domain.from_gene(g[d]));
+                    d += 1;
+                }
+                _ => out.push(b.clone()),
+            }
         }
-        p
+        out
     }
 
     /// Number of grid points (saturating).
@@ -318,3 +325,27 @@ impl PointHasher {
         PointId(h.finish())
     }
 }
+
+/// A `Hasher` for [`PointId`] keys, which are hashes already: it passes their bits through
+/// instead of hashing them again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= v as u64 ^ (v >> 64) as u64;
+    }
+}
+
+/// A map keyed by point identity.
+pub type IdMap<V> = std::collections::HashMap<PointId, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A set of point identities.
+pub type IdSet = std::collections::HashSet<PointId, std::hash::BuildHasherDefault<IdHasher>>;

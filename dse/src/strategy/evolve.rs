@@ -3,8 +3,6 @@
 //! already in the journal from there, so the replay takes the same random choices and ends where
 //! an uninterrupted run would.
 
-use std::collections::HashSet;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -12,7 +10,7 @@ use super::variation::{genes, offspring, random_genome};
 use super::{nsga2, nsga3, smsemoa};
 use crate::config::{Strategy, Study};
 use crate::model::Value;
-use crate::space::{PointHasher, PointId};
+use crate::space::{IdSet, PointHasher, PointId};
 
 /// What the loop learns about one evaluated point.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +40,8 @@ pub trait Evaluator {
     fn generation_done(&mut self, gen: u32, population: &[u64]) -> Result<(), Self::Error>;
 }
 
-/// A genome with its decoded point and identity, computed once.
+/// A genome with its decoded point (handed to the evaluator, then empty) and identity,
+/// computed once.
 #[derive(Clone)]
 struct Candidate {
     genome: Vec<f64>,
@@ -74,7 +73,7 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
     let mut state = nsga3::State::default();
 
     // Initial population: distinct random genomes where the space allows.
-    let mut seen = HashSet::new();
+    let mut seen = IdSet::default();
     let mut cands: Vec<Candidate> = Vec::with_capacity(n);
     let mut tries = 0;
     while cands.len() < n {
@@ -84,7 +83,7 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
             cands.push(c);
         }
     }
-    let Some(evald) = eval(ev, 0, n, &cands)? else {
+    let Some(evald) = eval(ev, 0, n, &mut cands)? else {
         return Ok(false);
     };
     let mut pop: Vec<(Candidate, Evaluated)> = cands.into_iter().zip(evald).collect();
@@ -93,7 +92,7 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
 
     for gen in 1..settings.generations as u32 {
         let cv: Vec<f64> = pop.iter().map(|(_, e)| e.violation).collect();
-        let mut seen: HashSet<PointId> = pop.iter().map(|(c, _)| c.id).collect();
+        let mut seen: IdSet = pop.iter().map(|(c, _)| c.id).collect();
         let mut kids: Vec<Candidate> = Vec::with_capacity(n);
         let mut tries = 0;
         while kids.len() < n {
@@ -117,16 +116,21 @@ pub fn run<E: Evaluator>(study: &Study, ev: &mut E) -> Result<bool, E::Error> {
                 }
             }
         }
-        let Some(evald) = eval(ev, gen, n, &kids)? else {
+        let Some(evald) = eval(ev, gen, n, &mut kids)? else {
             return Ok(false);
         };
         let mut all = pop;
         all.extend(kids.into_iter().zip(evald));
-        let o: Vec<Vec<f64>> = all.iter().map(|(_, e)| e.objectives.clone()).collect();
+        let o: Vec<&[f64]> = all.iter().map(|(_, e)| e.objectives.as_slice()).collect();
         let c: Vec<f64> = all.iter().map(|(_, e)| e.violation).collect();
         let chosen = match &study.strategy {
-            Strategy::Nsga3(_) => nsga3::survive(&o, &c, n, &refs, &mut state, &mut rng),
-            Strategy::SmsEmoa(_) => smsemoa::survive(&o, &c, n),
+            Strategy::Nsga3(_) => {
+                let o: Vec<Vec<f64>> = o.iter().map(|x| x.to_vec()).collect();
+                nsga3::survive(&o, &c, n, &refs, &mut state, &mut rng)
+            }
+            Strategy::SmsEmoa(_) => {
+                smsemoa::survive(&o.iter().map(|x| x.to_vec()).collect::<Vec<_>>(), &c, n)
+            }
             _ => {
                 let trunc = if settings.pruning {
                     nsga2::Truncation::Pruning
@@ -148,16 +152,24 @@ fn indices(pop: &[(Candidate, Evaluated)]) -> Vec<u64> {
     pop.iter().map(|(_, e)| e.index).collect()
 }
 
+/// Evaluates the candidates, handing their points over (the loop needs only genomes and
+/// identities afterwards).
 fn eval<E: Evaluator>(
     ev: &mut E,
     gen: u32,
     n: usize,
-    cands: &[Candidate],
+    cands: &mut [Candidate],
 ) -> Result<Option<Vec<Evaluated>>, E::Error> {
     let points = cands
-        .iter()
+        .iter_mut()
         .enumerate()
-        .map(|(j, c)| (gen as u64 * n as u64 + j as u64, c.id, c.point.clone()))
+        .map(|(j, c)| {
+            (
+                gen as u64 * n as u64 + j as u64,
+                c.id,
+                std::mem::take(&mut c.point),
+            )
+        })
         .collect();
     ev.evaluate(gen, points)
 }
@@ -165,7 +177,7 @@ fn eval<E: Evaluator>(
 /// Orders the population by rank and returns rank and crowding of each member (in the new
 /// order), which the next generation's tournaments compare.
 fn rank_population(pop: &mut Vec<(Candidate, Evaluated)>) -> nsga2::Selection {
-    let o: Vec<Vec<f64>> = pop.iter().map(|(_, e)| e.objectives.clone()).collect();
+    let o: Vec<&[f64]> = pop.iter().map(|(_, e)| e.objectives.as_slice()).collect();
     let c: Vec<f64> = pop.iter().map(|(_, e)| e.violation).collect();
     let mut sel = nsga2::survive(&o, &c, pop.len());
     let mut slots: Vec<Option<(Candidate, Evaluated)>> =

@@ -28,12 +28,17 @@ pub enum Truncation {
 
 /// Chooses `n` of the candidates: whole fronts in rank order, the last one cut down by
 /// crowding distance (`Truncation`; ties keep candidate order).
-pub fn survive(objs: &[Vec<f64>], cv: &[f64], n: usize) -> Selection {
+pub fn survive<P: AsRef<[f64]>>(objs: &[P], cv: &[f64], n: usize) -> Selection {
     survive_with(objs, cv, n, Truncation::Classic)
 }
 
 /// [`survive`] with a chosen truncation of the last front.
-pub fn survive_with(objs: &[Vec<f64>], cv: &[f64], n: usize, trunc: Truncation) -> Selection {
+pub fn survive_with<P: AsRef<[f64]>>(
+    objs: &[P],
+    cv: &[f64],
+    n: usize,
+    trunc: Truncation,
+) -> Selection {
     let rank = constrained_ranks(objs, cv);
     let max_rank = rank.iter().copied().max().unwrap_or(0);
     let mut fronts: Vec<Vec<usize>> = vec![Vec::new(); max_rank + 1];
@@ -106,11 +111,11 @@ pub fn tournament<R: Rng>(sel: &Selection, cv: &[f64], rng: &mut R) -> usize {
 /// removal costs O(m) plus a scan. Returns the survivors and their final distances, in front
 /// order. The extremes of each objective are never dropped (infinite distance), so the ranges
 /// stay those of the whole front.
-pub fn prune(objs: &[Vec<f64>], front: &[usize], room: usize) -> (Vec<usize>, Vec<f64>) {
+pub fn prune<P: AsRef<[f64]>>(objs: &[P], front: &[usize], room: usize) -> (Vec<usize>, Vec<f64>) {
     let l = front.len();
-    let m = objs.get(front[0]).map_or(0, |o| o.len());
+    let m = objs.get(front[0]).map_or(0, |o| o.as_ref().len());
     const NONE: usize = usize::MAX;
-    let v = |i: usize, k: usize| objs[front[i]][k];
+    let v = |i: usize, k: usize| objs[front[i]].as_ref()[k];
     let mut prev = vec![vec![NONE; l]; m];
     let mut next = vec![vec![NONE; l]; m];
     let mut range = vec![0.0; m];

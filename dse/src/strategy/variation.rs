@@ -49,6 +49,17 @@ pub fn random_genome<R: Rng>(genes: &[Gene], rng: &mut R) -> Vec<f64> {
         .collect()
 }
 
+/// `x^e`, by repeated multiplication when `e` is a small integer (the usual distribution
+/// indices, 15 and 20, give e = 16 and 21), which is several times cheaper than `powf`.
+#[inline]
+fn ipow(x: f64, e: f64) -> f64 {
+    if e.fract() == 0.0 && e.abs() <= 64.0 {
+        x.powi(e as i32)
+    } else {
+        x.powf(e)
+    }
+}
+
 fn sbx_pair<R: Rng>(a: f64, b: f64, lo: f64, hi: f64, eta: f64, rng: &mut R) -> (f64, f64) {
     if (a - b).abs() <= 1e-14 || hi <= lo {
         return (a, b);
@@ -56,7 +67,7 @@ fn sbx_pair<R: Rng>(a: f64, b: f64, lo: f64, hi: f64, eta: f64, rng: &mut R) -> 
     let (y1, y2) = if a < b { (a, b) } else { (b, a) };
     let u: f64 = rng.random();
     let betaq = |beta: f64| {
-        let alpha = 2.0 - beta.powf(-(eta + 1.0));
+        let alpha = 2.0 - ipow(beta, -(eta + 1.0));
         if u <= 1.0 / alpha {
             (u * alpha).powf(1.0 / (eta + 1.0))
         } else {
@@ -81,10 +92,10 @@ fn polynomial<R: Rng>(y: f64, lo: f64, hi: f64, eta: f64, rng: &mut R) -> f64 {
     let pow = 1.0 / (eta + 1.0);
     let u: f64 = rng.random();
     let dq = if u <= 0.5 {
-        let v = 2.0 * u + (1.0 - 2.0 * u) * (1.0 - d1).powf(eta + 1.0);
+        let v = 2.0 * u + (1.0 - 2.0 * u) * ipow(1.0 - d1, eta + 1.0);
         v.powf(pow) - 1.0
     } else {
-        let v = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * (1.0 - d2).powf(eta + 1.0);
+        let v = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * ipow(1.0 - d2, eta + 1.0);
         1.0 - v.powf(pow)
     };
     (y + dq * (hi - lo)).clamp(lo, hi)
