@@ -89,9 +89,7 @@ pub fn merge(
         path: out.to_path_buf(),
         source,
     })?;
-    let cfg = out.join("study.toml");
-    std::fs::write(&cfg, &study.source)
-        .map_err(|source| RunError::OutputDir { path: cfg, source })?;
+    crate::runner::write_config_copy(&out.join("study.toml"), &study.source)?;
     let header = Header {
         shard: None,
         ..crate::runner::header(&study, None)

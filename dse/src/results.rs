@@ -105,6 +105,15 @@ impl Analysis {
         }
     }
 
+    /// Row of each plan index.
+    pub fn positions(&self) -> std::collections::HashMap<u64, usize> {
+        self.records
+            .iter()
+            .enumerate()
+            .map(|(k, r)| (r.i, k))
+            .collect()
+    }
+
     /// Indices of the front's points.
     pub fn front(&self) -> Vec<usize> {
         (0..self.records.len())

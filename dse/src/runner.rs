@@ -174,9 +174,7 @@ pub fn open_journal(
     let want = header(study, shard);
     let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
     if !exists {
-        let cfg = dir.join("study.toml");
-        std::fs::write(&cfg, &study.source)
-            .map_err(|source| RunError::OutputDir { path: cfg, source })?;
+        write_config_copy(&dir.join("study.toml"), &study.source)?;
         let w = Writer::open(&path, Some(&want), Some(0), sync)?;
         return Ok((
             journal::Contents {
@@ -219,6 +217,19 @@ pub fn open_journal(
     }
     let w = Writer::open(&path, None, Some(contents.valid_len), sync)?;
     Ok((contents, w))
+}
+
+/// Writes the copy of the sweep file that `report` and `merge` read back, refusing to replace a
+/// different file of that name.
+pub(crate) fn write_config_copy(path: &Path, source: &str) -> Result<(), RunError> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing == source => Ok(()),
+        Ok(_) => Err(RunError::Mismatch(format!(
+            "{}: exists with other contents and would be replaced by this study's config; choose another output directory",
+            path.display()
+        ))),
+        Err(_) => std::fs::write(path, source).map_err(|source| RunError::OutputDir { path: path.to_path_buf(), source }),
+    }
 }
 
 /// Runs a study to the end (or until cancelled), then writes the tables and report.

@@ -124,12 +124,7 @@ pub fn summarize(study: &Study, a: &Analysis, gens: &[GenRecord]) -> Summary {
         &front,
     )
     .map(|i| a.records[i].i);
-    let pos: HashMap<u64, usize> = a
-        .records
-        .iter()
-        .enumerate()
-        .map(|(k, r)| (r.i, k))
-        .collect();
+    let pos = a.positions();
     let mut gens_sorted: Vec<&GenRecord> = gens.iter().collect();
     gens_sorted.sort_by_key(|g| g.g);
     let hv_gen: Vec<f64> = if refpt.is_empty() {
@@ -454,12 +449,7 @@ pub fn write(
     );
     h.push_str("</table>");
 
-    let pos: HashMap<u64, usize> = a
-        .records
-        .iter()
-        .enumerate()
-        .map(|(k, r)| (r.i, k))
-        .collect();
+    let pos = a.positions();
     let free: Vec<usize> = study.space.dims.iter().map(|d| d.param).collect();
     let row_table = |h: &mut String, title: &str, rows: &[(String, usize)]| {
         let _ = write!(

@@ -328,6 +328,26 @@ fn a_directory_of_another_study_is_refused() {
 }
 
 #[test]
+fn a_foreign_study_toml_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("study.toml"), "my own notes").unwrap();
+    let e = run(
+        &study("kind = \"random\"\nbudget = 5", ""),
+        &quiet(dir.path()),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("study.toml: exists with other contents"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("study.toml")).unwrap(),
+        "my own notes"
+    );
+}
+
+#[test]
 fn an_unwritable_output_directory_is_reported() {
     let f = tempfile::NamedTempFile::new().unwrap();
     let e = run(
