@@ -816,9 +816,21 @@ fn parse_strategy(
         "lhs" => Strategy::Lhs {
             budget: budget_checked()?,
         },
-        "sobol" => Strategy::Sobol {
-            budget: budget_checked()?,
-        },
+        "sobol" => {
+            let budget = budget_checked()?;
+            let (max_n, max_d) = (
+                crate::strategy::sampling::SOBOL_MAX_POINTS,
+                crate::strategy::sampling::SOBOL_MAX_DIMS,
+            );
+            if budget > max_n {
+                let at = s.budget.as_ref().map_or(at, |b| b.span().start);
+                return cx.err(at, format!("the Sobol sampler supports at most {max_n} points, budget is {budget}; use lhs or random for more, or shard several Sobol studies with different seeds"));
+            }
+            if space.dims.len() > max_d {
+                return cx.err(at, format!("the Sobol sampler supports at most {max_d} free parameters, this space has {}; use lhs or random", space.dims.len()));
+            }
+            Strategy::Sobol { budget }
+        }
         "nsga2" | "nsga3" | "smsemoa" => {
             if space.dims.is_empty() {
                 return cx.err(at, format!("{kind} needs at least one free parameter"));

@@ -11,6 +11,8 @@ use crate::space::Space;
 
 /// Most dimensions the Sobol sampler supports.
 pub const SOBOL_MAX_DIMS: usize = sobol_burley::NUM_DIMENSIONS as usize;
+/// Most points the Sobol sampler supports (sobol_burley's limit of 2^16 samples).
+pub const SOBOL_MAX_POINTS: usize = 1 << 16;
 
 /// A deterministic list of points, addressable by index.
 pub struct Plan<'a> {

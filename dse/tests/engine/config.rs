@@ -61,7 +61,7 @@ fn malformed_toml_reports_line_and_column() {
 #[test]
 fn unknown_names_list_the_valid_ones() {
     let e = err(&format!("name = \"t\"\nmodel = \"zdt9\"\n{TAIL}"));
-    assert!(e.to_string().contains("t.toml:2:9: unknown model 'zdt9'; valid models: dtlz2, mixed, trivial, zdt1, zdt2, zdt3"), "{e}");
+    assert!(e.to_string().contains("t.toml:2:9: unknown model 'zdt9'; valid models: dtlz2, mixed, trivial, wide, zdt1, zdt2, zdt3"), "{e}");
     let e = err(&format!("{HEAD}[parameters]\nwidht = 3.0\n{TAIL}"));
     assert!(
         e.to_string().contains("unknown parameter 'widht'")
@@ -137,6 +137,26 @@ fn strategy_settings_are_checked() {
     assert!(bad("kind = \"grid\"\npopulation = 10").contains("'population' applies to nsga2/nsga3"));
     assert!(bad("kind = \"grid\"\nbudget = 5").contains("more than budget = 5"));
     assert!(bad("kind = \"nsga2\"\ncrowding = \"fancy\"").contains("valid: pruning, classic"));
+}
+
+#[test]
+fn sobol_limits_are_checked() {
+    let text = |budget: usize, model: &str, obj: &str| {
+        format!("name = \"s\"\nmodel = \"{model}\"\n[strategy]\nkind = \"sobol\"\nbudget = {budget}\n[objectives]\nminimize = [\"{obj}\"]\n")
+    };
+    let e = parse(&text(65_537, "mixed", "cost"), "t.toml", &registry()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("t.toml:5:10: the Sobol sampler supports at most 65536 points"),
+        "{e}"
+    );
+    assert!(parse(&text(65_536, "mixed", "cost"), "t.toml", &registry()).is_ok());
+    let e = parse(&text(100, "wide", "s"), "t.toml", &registry()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("at most 256 free parameters, this space has 300"),
+        "{e}"
+    );
 }
 
 #[test]

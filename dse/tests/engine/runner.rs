@@ -67,9 +67,36 @@ impl Model for Mixed {
     }
 }
 
+/// A model with 300 real parameters (wider than some samplers allow).
+struct Wide {
+    info: ModelInfo,
+}
+
+impl Model for Wide {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn evaluate(&self, p: &[Value], _: &EvalContext) -> Result<Vec<f64>, ModelError> {
+        Ok(vec![p.iter().filter_map(|v| v.as_f64()).sum()])
+    }
+}
+
 pub fn registry() -> Registry {
     let mut r = dse::benchmark_registry();
     r.register(Arc::new(Mixed::default()));
+    let params = (0..300)
+        .map(|i| ParamSpec::real(&format!("x{i}"), 0.0, 1.0, 0.5, "", "input"))
+        .collect();
+    let metrics = vec![MetricSpec::new("s", "", Direction::Minimize, "sum")];
+    r.register(Arc::new(Wide {
+        info: ModelInfo {
+            name: "wide".into(),
+            version: "1".into(),
+            summary: "300 inputs".into(),
+            params,
+            metrics,
+        },
+    }));
     r
 }
 
