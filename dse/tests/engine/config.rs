@@ -52,6 +52,39 @@ fn a_full_config_resolves() {
 }
 
 #[test]
+fn unlisted_parameters_sweep_or_stay_at_their_defaults() {
+    let text = |unlisted: &str| {
+        format!("{HEAD}unlisted = \"{unlisted}\"\n[parameters]\nn = [2, 4]\n{TAIL}")
+    };
+    let sweep = parse(&text("sweep"), "t.toml", &registry()).unwrap();
+    assert_eq!(
+        sweep
+            .space
+            .dims
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["n", "width", "mode", "flag"]
+    );
+    let fixed = parse(&text("default"), "t.toml", &registry()).unwrap();
+    assert_eq!(fixed.space.dims.len(), 1);
+    assert_eq!(
+        fixed.space.base[1..],
+        [
+            Value::Real(32.0),
+            Value::Cat("a".into()),
+            Value::Bool(false)
+        ]
+    );
+    let e = parse(&text("all"), "t.toml", &registry()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unlisted must be \"sweep\" or \"default\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn malformed_toml_reports_line_and_column() {
     let e = err("name = \"t\"\nmodel = \"zdt1\"\n[strategy\nkind = \"grid\"\n");
     assert_eq!(e.at.map(|a| a.0), Some(3), "{e}");
