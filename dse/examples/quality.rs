@@ -9,6 +9,7 @@ use std::time::Instant;
 use dse::benchmarks::{Benchmark, Problem};
 use dse::hypervolume::hypervolume;
 use dse::runner::{run, RunOptions};
+use dse::Model;
 
 fn main() {
     let reg = dse::benchmark_registry();
@@ -24,7 +25,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (cfg, problem, kind, pymoo) in cases {
         let b = Benchmark::new(problem);
-        let m = b.info_metrics();
+        let m = b.info().metrics.len();
         let r = vec![1.1; m];
         let truth = b.true_front_hypervolume(&r);
         let mut pops = Vec::new();

@@ -96,11 +96,6 @@ impl Benchmark {
         Benchmark { problem, info }
     }
 
-    /// Number of objectives.
-    pub fn info_metrics(&self) -> usize {
-        self.info.metrics.len()
-    }
-
     /// Evaluates the problem on plain reals.
     pub fn objectives(&self, x: &[f64]) -> Vec<f64> {
         match self.problem {

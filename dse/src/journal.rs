@@ -219,7 +219,6 @@ pub fn read(path: &Path) -> Result<Contents, JournalError> {
 enum Msg {
     Lines(Vec<u8>),
     Points(Vec<std::sync::Arc<PointRecord>>),
-    Flush(Sender<io::Result<()>>),
 }
 
 /// Appends lines from many threads through one writer thread with group commit.
@@ -290,26 +289,6 @@ impl Writer {
         self.sender().send(line(record).into_bytes());
     }
 
-    /// Waits until everything sent so far is written and synced.
-    pub fn flush(&self) -> Result<(), JournalError> {
-        let (tx, rx) = mpsc::channel();
-        let dead = || JournalError::Io {
-            path: self.path.clone(),
-            source: io::Error::other("journal writer stopped"),
-        };
-        self.tx
-            .as_ref()
-            .ok_or_else(dead)?
-            .send(Msg::Flush(tx))
-            .map_err(|_| dead())?;
-        rx.recv()
-            .map_err(|_| dead())?
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
     /// Writes and syncs everything, then closes the file.
     pub fn close(mut self) -> Result<(), JournalError> {
         self.tx.take();
@@ -375,11 +354,9 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut flushes = Vec::new();
-        let mut handle = |m: Msg, buf: &mut Vec<u8>| match m {
+        let handle = |m: Msg, buf: &mut Vec<u8>| match m {
             Msg::Lines(l) => buf.extend_from_slice(&l),
             Msg::Points(ps) => ps.iter().for_each(|p| push_point_line(buf, p)),
-            Msg::Flush(tx) => flushes.push(tx),
         };
         if let Some(m) = first {
             handle(m, &mut buf);
@@ -395,21 +372,11 @@ fn writer_loop(mut f: File, rx: Receiver<Msg>, sync_every: Duration) -> io::Resu
             buf.clear();
             dirty = true;
         }
-        if dirty && (!flushes.is_empty() || last_sync.elapsed() >= sync_every) {
-            let r = f.sync_data();
+        // Group commit: at most one sync per interval, covering everything written since.
+        if dirty && last_sync.elapsed() >= sync_every {
+            f.sync_data()?;
             last_sync = Instant::now();
             dirty = false;
-            for tx in flushes.drain(..) {
-                let _ = tx.send(
-                    r.as_ref()
-                        .map(|_| ())
-                        .map_err(|e| io::Error::new(e.kind(), e.to_string())),
-                );
-            }
-            r?;
-        }
-        for tx in flushes {
-            let _ = tx.send(Ok(()));
         }
     }
     f.write_all(&buf)?;
