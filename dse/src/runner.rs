@@ -242,28 +242,22 @@ pub fn run(study: &Study, opts: &RunOptions) -> Result<RunSummary, RunError> {
         .header
         .clone()
         .unwrap_or_else(|| header(study, opts.shard));
+    // Room for every planned point up front (capped), so the maps never rehash mid-run.
+    let capacity = contents
+        .points
+        .len()
+        .max(study.planned_points().min(1 << 24));
     let mut st = State {
         study,
         opts,
-        by_hash: IdMap::with_capacity_and_hasher(
-            contents
-                .points
-                .len()
-                .max(study.planned_points().min(1 << 24)),
-            Default::default(),
-        ),
+        by_hash: IdMap::with_capacity_and_hasher(capacity, Default::default()),
         hasher: PointHasher::new(
             &study.model.info().name,
             &study.model.info().version,
             &study.space.names,
         ),
         cost: AtomicU64::new(f64::NAN.to_bits()),
-        records: Vec::with_capacity(
-            contents
-                .points
-                .len()
-                .max(study.planned_points().min(1 << 24)),
-        ),
+        records: Vec::with_capacity(capacity),
         gens: contents.gens.iter().map(|g| (g.g, g.pop.clone())).collect(),
         sender: writer.sender(),
         writer: &writer,
