@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 use dse::config::{self, Study};
 use dse::runner::{self, Progress, RunOptions, Shard};
 
+mod modred;
+
 /// The quickstart config, embedded so that `archsweep sweep` works with no file at hand.
 const QUICKSTART: &str = include_str!("../configs/quickstart.toml");
 
@@ -81,6 +83,11 @@ enum Command {
             allow_negative_numbers = true
         )]
         reference: Vec<f64>,
+    },
+    /// Modular-reduction simulator: reduce numbers, describe designs, regenerate presets.
+    Modred {
+        #[command(subcommand)]
+        cmd: modred::ModredCmd,
     },
     /// Merge the output directories of a sharded sweep into a new directory.
     Merge {
@@ -223,6 +230,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max,
             reference,
         } => pareto(&table, &min, &max, &reference)?,
+        Command::Modred { cmd } => {
+            modred::run(cmd)?;
+        }
         Command::Merge { out, dirs } => {
             let s = dse::merge::merge(&dirs, &out, &registry)?;
             if !s.missing_shards.is_empty() {

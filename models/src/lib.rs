@@ -8,9 +8,15 @@
 
 use dse::Registry;
 
+pub mod modred;
+
 /// Every model archsweep knows, by name.
 pub fn registry() -> Registry {
-    dse::benchmark_registry()
+    let mut r = dse::benchmark_registry();
+    for m in modred::all() {
+        r.register(m);
+    }
+    r
 }
 
 #[cfg(test)]
@@ -18,7 +24,16 @@ mod tests {
     #[test]
     fn registry_lists_the_benchmarks() {
         let r = super::registry();
-        for name in ["zdt1", "zdt2", "zdt3", "dtlz2", "trivial"] {
+        for name in [
+            "zdt1",
+            "zdt2",
+            "zdt3",
+            "dtlz2",
+            "trivial",
+            "modred.lut",
+            "modred.barrett",
+            "modred.montgomery",
+        ] {
             assert!(r.get(name).is_some(), "{name} missing");
         }
     }

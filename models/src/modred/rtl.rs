@@ -1,0 +1,1 @@
+//! Verilog generation for modred designs (arrives next).
