@@ -121,7 +121,10 @@ pub fn run(cmd: ModredCmd) -> Result<()> {
         }
         ModredCmd::Describe { design } => {
             let (m, spec) = design.build()?;
-            print!("{}", models::modred::describe(&m, &spec, &models::modred::CostSettings::default())?);
+            print!(
+                "{}",
+                models::modred::describe(&m, &spec, &models::modred::CostSettings::default())?
+            );
         }
         ModredCmd::Primes { out, widths } => {
             if widths.is_empty() {
@@ -129,7 +132,9 @@ pub fn run(cmd: ModredCmd) -> Result<()> {
             }
             let text = sim::modred::presets_text(&widths)?;
             match out {
-                Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
                 None => print!("{text}"),
             }
         }

@@ -86,7 +86,12 @@ fn stmt(out: &mut String, s: &Stmt, indent: usize) {
             let _ = writeln!(out, "{pad}  end");
             let _ = writeln!(out, "{pad}endcase");
         }
-        Stmt::For { var, from, to, body } => {
+        Stmt::For {
+            var,
+            from,
+            to,
+            body,
+        } => {
             let _ = writeln!(
                 out,
                 "{pad}for ({var} = {}; {var} < {}; {var} = {var} + 1) begin",
@@ -240,7 +245,10 @@ mod tests {
     fn emits_case_and_constants() {
         let s = Stmt::Case {
             sel: Expr::Slice("x".into(), 1, 0),
-            arms: vec![(Expr::lit(2, 1), vec![Stmt::Blocking(Expr::id("y"), Expr::lit(12, 0xabc))])],
+            arms: vec![(
+                Expr::lit(2, 1),
+                vec![Stmt::Blocking(Expr::id("y"), Expr::lit(12, 0xabc))],
+            )],
             default: vec![Stmt::Blocking(Expr::id("y"), Expr::lit(12, 0))],
         };
         let mut o = String::new();

@@ -280,7 +280,11 @@ pub fn nextpnr_ice40_fmax(dir: &Path) -> Result<f64, ToolError> {
     })?;
     v.get("fmax")
         .and_then(|f| f.as_object())
-        .and_then(|f| f.values().filter_map(|c| c.get("achieved")?.as_f64()).reduce(f64::min))
+        .and_then(|f| {
+            f.values()
+                .filter_map(|c| c.get("achieved")?.as_f64())
+                .reduce(f64::min)
+        })
         .ok_or_else(|| ToolError::Results {
             file: path,
             message: "no fmax.*.achieved entry".into(),

@@ -200,10 +200,18 @@ fn conventional_8192_bit_reducer_needs_about_11m_luts() {
     let (f, bram) = inv_lut.features(&Weights::default());
     assert_eq!(bram, 0.0);
     // 1366 tables x 8192 LUT6, plus the overflow rounds' small tables.
-    assert!((1366.0 * 8192.0..11.3e6).contains(&f.rom_luts), "{}", f.rom_luts);
+    assert!(
+        (1366.0 * 8192.0..11.3e6).contains(&f.rom_luts),
+        "{}",
+        f.rom_luts
+    );
     // With block RAM allowed the model may move tables out of LUTs, never to more area.
-    let auto = inv.cost(&FpgaCoeffs::default(), &Weights::default()).area_lut_eq;
-    let luts = inv_lut.cost(&FpgaCoeffs::default(), &Weights::default()).area_lut_eq;
+    let auto = inv
+        .cost(&FpgaCoeffs::default(), &Weights::default())
+        .area_lut_eq;
+    let luts = inv_lut
+        .cost(&FpgaCoeffs::default(), &Weights::default())
+        .area_lut_eq;
     assert!(auto <= luts);
 }
 
@@ -217,7 +225,14 @@ fn latency_and_ii_follow_the_structure() {
     assert_eq!(tree.levels.len(), 6);
     assert_eq!(p.latency, 2 + 6 + p.rounds.len() as u32 + 1);
     // Registering every second level removes three stages.
-    let p2 = Plan::new(&m, &DesignSpec { regs_every: 2, ..DesignSpec::lut(512, 6) }).unwrap();
+    let p2 = Plan::new(
+        &m,
+        &DesignSpec {
+            regs_every: 2,
+            ..DesignSpec::lut(512, 6)
+        },
+    )
+    .unwrap();
     assert_eq!(p2.latency, p.latency - 3);
     // Iterative: II = cycles actually needed; latency = cycles + 2 + tail.
     let d = DesignSpec {
@@ -258,12 +273,18 @@ fn bad_designs_and_inputs_are_rejected() {
     ));
     assert!(matches!(
         Reducer::new(&m, &DesignSpec::lut(128, 6)).unwrap_err(),
-        ModredError::Parameter { name: "input_bits", .. }
+        ModredError::Parameter {
+            name: "input_bits",
+            ..
+        }
     ));
     let r = Reducer::new(&m, &DesignSpec::lut(256, 6)).unwrap();
     assert_eq!(
         r.reduce(&(BigUint::one() << 256)).unwrap_err(),
-        ModredError::InputTooWide { bits: 257, width: 256 }
+        ModredError::InputTooWide {
+            bits: 257,
+            width: 256
+        }
     );
     // A hybrid with nothing left for one of its parts is infeasible, not silently another arch.
     let h = DesignSpec {
@@ -271,7 +292,10 @@ fn bad_designs_and_inputs_are_rejected() {
         lut_share: 1.0,
         ..DesignSpec::lut(256, 6)
     };
-    assert!(matches!(Plan::new(&m, &h).unwrap_err(), ModredError::Infeasible(_)));
+    assert!(matches!(
+        Plan::new(&m, &h).unwrap_err(),
+        ModredError::Infeasible(_)
+    ));
 }
 
 fn arb_design() -> impl Strategy<Value = DesignSpec> {
@@ -286,18 +310,20 @@ fn arb_design() -> impl Strategy<Value = DesignSpec> {
         1u32..=3,
         129u64..=700,
     )
-        .prop_map(|(a, k, k_iter, cycles, lut_share, fusion, ar, regs_every, w)| DesignSpec {
-            arch: [Arch::Lut, Arch::Iter, Arch::Hybrid][a],
-            input_bits: w,
-            k,
-            k_iter,
-            cycles,
-            lut_share,
-            fusion,
-            arity: [Arity::Binary, Arity::Ternary, Arity::Csa][ar],
-            regs_every,
-            table_mem: TableMem::Auto,
-        })
+        .prop_map(
+            |(a, k, k_iter, cycles, lut_share, fusion, ar, regs_every, w)| DesignSpec {
+                arch: [Arch::Lut, Arch::Iter, Arch::Hybrid][a],
+                input_bits: w,
+                k,
+                k_iter,
+                cycles,
+                lut_share,
+                fusion,
+                arity: [Arity::Binary, Arity::Ternary, Arity::Csa][ar],
+                regs_every,
+                table_mem: TableMem::Auto,
+            },
+        )
 }
 
 proptest! {

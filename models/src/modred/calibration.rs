@@ -26,7 +26,12 @@ pub fn parse(text: &str) -> Result<FpgaCoeffs, String> {
             "csa" => c.csa = v,
             "mux" => c.mux = v,
             "ff" => c.ff = v,
-            other => return Err(format!("line {}: unknown key `{other}` (rom, add, csa, mux, ff)", i + 1)),
+            other => {
+                return Err(format!(
+                    "line {}: unknown key `{other}` (rom, add, csa, mux, ff)",
+                    i + 1
+                ))
+            }
         }
     }
     Ok(c)

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use dse::model::{Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value};
+use dse::model::{
+    Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value,
+};
 use sim::modred::cost::{Cost, FpgaCoeffs, Inventory, Weights};
 use sim::modred::{
     Arch, Arity, BarrettPlan, DesignSpec, ModredError, Modulus, MontgomeryPlan, Plan, TableMem,
@@ -70,18 +72,68 @@ pub fn metrics(inv: &Inventory, s: &CostSettings) -> Vec<f64> {
 pub const METRICS: [(&str, &str, Direction, &str); 14] = [
     ("luts", "LUT6", Direction::Minimize, "FPGA LUT6s"),
     ("ffs", "FF", Direction::Minimize, "FPGA flip-flops"),
-    ("carry4", "CARRY4", Direction::Minimize, "FPGA carry-chain primitives"),
-    ("bram36", "BRAM36", Direction::Minimize, "36-kbit block RAMs"),
+    (
+        "carry4",
+        "CARRY4",
+        Direction::Minimize,
+        "FPGA carry-chain primitives",
+    ),
+    (
+        "bram36",
+        "BRAM36",
+        Direction::Minimize,
+        "36-kbit block RAMs",
+    ),
     ("dsp", "DSP48", Direction::Minimize, "DSP slices"),
-    ("area", "LUT-eq", Direction::Minimize, "FPGA area: max(LUT, FF/2) + weighted BRAM and DSP"),
-    ("asic_kge", "kGE", Direction::Minimize, "ASIC area estimate, thousand NAND2 equivalents"),
+    (
+        "area",
+        "LUT-eq",
+        Direction::Minimize,
+        "FPGA area: max(LUT, FF/2) + weighted BRAM and DSP",
+    ),
+    (
+        "asic_kge",
+        "kGE",
+        Direction::Minimize,
+        "ASIC area estimate, thousand NAND2 equivalents",
+    ),
     ("table_kbit", "kbit", Direction::Minimize, "table contents"),
-    ("latency_cycles", "cycles", Direction::Minimize, "input register to output register"),
-    ("ii_cycles", "cycles", Direction::Minimize, "initiation interval (cycles per result)"),
-    ("latency_ns", "ns", Direction::Minimize, "latency at the comparison clock"),
-    ("fmax_mhz", "MHz", Direction::Maximize, "clock estimate from the slowest stage (7-series)"),
-    ("throughput", "Mops/s", Direction::Maximize, "results per microsecond at the comparison clock"),
-    ("area_eff", "Mops/s/kLUT-eq", Direction::Maximize, "area efficiency: throughput per area"),
+    (
+        "latency_cycles",
+        "cycles",
+        Direction::Minimize,
+        "input register to output register",
+    ),
+    (
+        "ii_cycles",
+        "cycles",
+        Direction::Minimize,
+        "initiation interval (cycles per result)",
+    ),
+    (
+        "latency_ns",
+        "ns",
+        Direction::Minimize,
+        "latency at the comparison clock",
+    ),
+    (
+        "fmax_mhz",
+        "MHz",
+        Direction::Maximize,
+        "clock estimate from the slowest stage (7-series)",
+    ),
+    (
+        "throughput",
+        "Mops/s",
+        Direction::Maximize,
+        "results per microsecond at the comparison clock",
+    ),
+    (
+        "area_eff",
+        "Mops/s/kLUT-eq",
+        Direction::Maximize,
+        "area efficiency: throughput per area",
+    ),
 ];
 
 fn metric_specs() -> Vec<MetricSpec> {
@@ -99,17 +151,55 @@ fn common_params(default_bits: &str) -> Vec<ParamSpec> {
     let widths = width_choices();
     let widths: Vec<&str> = widths.iter().map(String::as_str).collect();
     vec![
-        ParamSpec::categorical("bits", &widths, default_bits, "modulus width (a preset prime of that width)"),
-        ParamSpec::categorical("modulus", &["ntt", "random"], "ntt", "preset family: NTT-friendly (j 2^17 + 1) or random prime"),
-        ParamSpec::int("input_bits", 0, 65536, 0, "bit", "input width; 0 = twice the modulus width (a product)"),
+        ParamSpec::categorical(
+            "bits",
+            &widths,
+            default_bits,
+            "modulus width (a preset prime of that width)",
+        ),
+        ParamSpec::categorical(
+            "modulus",
+            &["ntt", "random"],
+            "ntt",
+            "preset family: NTT-friendly (j 2^17 + 1) or random prime",
+        ),
+        ParamSpec::int(
+            "input_bits",
+            0,
+            65536,
+            0,
+            "bit",
+            "input width; 0 = twice the modulus width (a product)",
+        ),
     ]
 }
 
 fn cost_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::real("clock_mhz", 10.0, 1000.0, 200.0, "MHz", "comparison clock (the published comparison uses 200 MHz)"),
-        ParamSpec::real("w_bram", 0.0, 1000.0, 40.0, "LUT-eq", "area of one BRAM36 in LUT6 equivalents"),
-        ParamSpec::real("w_dsp", 0.0, 1000.0, 20.0, "LUT-eq", "area of one DSP48 in LUT6 equivalents"),
+        ParamSpec::real(
+            "clock_mhz",
+            10.0,
+            1000.0,
+            200.0,
+            "MHz",
+            "comparison clock (the published comparison uses 200 MHz)",
+        ),
+        ParamSpec::real(
+            "w_bram",
+            0.0,
+            1000.0,
+            40.0,
+            "LUT-eq",
+            "area of one BRAM36 in LUT6 equivalents",
+        ),
+        ParamSpec::real(
+            "w_dsp",
+            0.0,
+            1000.0,
+            20.0,
+            "LUT-eq",
+            "area of one DSP48 in LUT6 equivalents",
+        ),
     ]
 }
 
@@ -125,15 +215,65 @@ impl ModredModel {
     pub fn lut() -> Self {
         let mut params = common_params("128");
         params.extend([
-            ParamSpec::categorical("arch", &["lut", "iter", "hybrid"], "lut", "conventional parallel tables, iterative unit, or ALLMod-style hybrid"),
+            ParamSpec::categorical(
+                "arch",
+                &["lut", "iter", "hybrid"],
+                "lut",
+                "conventional parallel tables, iterative unit, or ALLMod-style hybrid",
+            ),
             ParamSpec::int("k", 1, 12, 6, "bit", "group width of the parallel tables"),
-            ParamSpec::int("k_iter", 1, 12, 6, "bit", "digit width of the iterative unit's tables"),
-            ParamSpec::int("cycles", 1, 512, 4, "cycle", "cycles per result of the iterative part (iter, hybrid)"),
-            ParamSpec::real("lut_share", 0.0, 1.0, 0.5, "", "share of the bits above the modulus served by parallel tables (hybrid)"),
-            ParamSpec::int("fusion", 0, 512, 0, "cycle", "iteration at which the LUT partial sum joins the accumulator (>= cycles: after)"),
-            ParamSpec::categorical("arity", &["2", "3", "csa"], "2", "adder tree: binary, ternary, or 3:2 compressors"),
-            ParamSpec::int("regs_every", 1, 8, 1, "level", "adder-tree levels per pipeline register"),
-            ParamSpec::categorical("table_mem", &["auto", "lut", "bram"], "auto", "table storage on the FPGA"),
+            ParamSpec::int(
+                "k_iter",
+                1,
+                12,
+                6,
+                "bit",
+                "digit width of the iterative unit's tables",
+            ),
+            ParamSpec::int(
+                "cycles",
+                1,
+                512,
+                4,
+                "cycle",
+                "cycles per result of the iterative part (iter, hybrid)",
+            ),
+            ParamSpec::real(
+                "lut_share",
+                0.0,
+                1.0,
+                0.5,
+                "",
+                "share of the bits above the modulus served by parallel tables (hybrid)",
+            ),
+            ParamSpec::int(
+                "fusion",
+                0,
+                512,
+                0,
+                "cycle",
+                "iteration at which the LUT partial sum joins the accumulator (>= cycles: after)",
+            ),
+            ParamSpec::categorical(
+                "arity",
+                &["2", "3", "csa"],
+                "2",
+                "adder tree: binary, ternary, or 3:2 compressors",
+            ),
+            ParamSpec::int(
+                "regs_every",
+                1,
+                8,
+                1,
+                "level",
+                "adder-tree levels per pipeline register",
+            ),
+            ParamSpec::categorical(
+                "table_mem",
+                &["auto", "lut", "bram"],
+                "auto",
+                "table storage on the FPGA",
+            ),
         ]);
         params.extend(cost_params());
         ModredModel {
@@ -154,8 +294,14 @@ impl ModredModel {
         let mut params = common_params("128");
         params.extend(cost_params());
         let (name, summary) = match arch {
-            Arch::Montgomery => ("modred.montgomery", "Montgomery reduction baseline (two DSP multiplications, one subtraction)"),
-            _ => ("modred.barrett", "Barrett reduction baseline (two DSP multiplications, up to two subtractions)"),
+            Arch::Montgomery => (
+                "modred.montgomery",
+                "Montgomery reduction baseline (two DSP multiplications, one subtraction)",
+            ),
+            _ => (
+                "modred.barrett",
+                "Barrett reduction baseline (two DSP multiplications, up to two subtractions)",
+            ),
         };
         ModredModel {
             info: ModelInfo {
@@ -171,7 +317,10 @@ impl ModredModel {
     }
 
     /// The modulus, design and cost settings of a point.
-    pub fn decode(&self, point: &[Value]) -> Result<(Modulus, DesignSpec, CostSettings), ModelError> {
+    pub fn decode(
+        &self,
+        point: &[Value],
+    ) -> Result<(Modulus, DesignSpec, CostSettings), ModelError> {
         let info = &self.info;
         let get = |name: &str| -> Result<&Value, ModelError> {
             info.param_index(name)
@@ -181,7 +330,9 @@ impl ModredModel {
         let int = |name: &str| -> Result<i64, ModelError> {
             match get(name)? {
                 Value::Int(i) => Ok(*i),
-                v => Err(ModelError::Failed(format!("{name}: expected an integer, got {v}"))),
+                v => Err(ModelError::Failed(format!(
+                    "{name}: expected an integer, got {v}"
+                ))),
             }
         };
         let real = |name: &str| -> Result<f64, ModelError> {
@@ -192,11 +343,15 @@ impl ModredModel {
         let cat = |name: &str| -> Result<String, ModelError> {
             match get(name)? {
                 Value::Cat(s) => Ok(s.clone()),
-                v => Err(ModelError::Failed(format!("{name}: expected a name, got {v}"))),
+                v => Err(ModelError::Failed(format!(
+                    "{name}: expected a name, got {v}"
+                ))),
             }
         };
         let err = |e: ModredError| ModelError::Infeasible(e.to_string());
-        let bits: u64 = cat("bits")?.parse().map_err(|_| ModelError::Failed("bits".into()))?;
+        let bits: u64 = cat("bits")?
+            .parse()
+            .map_err(|_| ModelError::Failed("bits".into()))?;
         let m = Modulus::preset(&cat("modulus")?, bits).map_err(err)?;
         let input_bits = match int("input_bits")? {
             0 => 2 * bits,
@@ -252,7 +407,11 @@ pub fn describe(m: &Modulus, spec: &DesignSpec, s: &CostSettings) -> Result<Stri
     let inv = inventory(m, spec)?;
     let mut o = String::new();
     let _ = writeln!(o, "modulus: {} bits, 0x{:x}", m.bits(), m.value());
-    let _ = writeln!(o, "architecture: {}, input width {} bits", spec.arch, spec.input_bits);
+    let _ = writeln!(
+        o,
+        "architecture: {}, input width {} bits",
+        spec.arch, spec.input_bits
+    );
     if spec.arch.is_table_based() {
         let p = Plan::new(m, spec)?;
         if let Some(l) = &p.lut {
@@ -277,13 +436,32 @@ pub fn describe(m: &Modulus, spec: &DesignSpec, s: &CostSettings) -> Result<Stri
                 i.acc_bits()
             );
         }
-        let _ = writeln!(o, "fusion: {:?}; fused sum < 2^{}", p.fusion, p.fused_bound.bits());
+        let _ = writeln!(
+            o,
+            "fusion: {:?}; fused sum < 2^{}",
+            p.fusion,
+            p.fused_bound.bits()
+        );
         for (j, r) in p.rounds.iter().enumerate() {
-            let _ = writeln!(o, "overflow round {}: {} bits in, {} tables", j + 1, r.in_bits, r.groups.len());
+            let _ = writeln!(
+                o,
+                "overflow round {}: {} bits in, {} tables",
+                j + 1,
+                r.in_bits,
+                r.groups.len()
+            );
         }
-        let _ = writeln!(o, "correction: up to {} subtractions on {} bits", p.corrections, p.correction_bits);
+        let _ = writeln!(
+            o,
+            "correction: up to {} subtractions on {} bits",
+            p.corrections, p.correction_bits
+        );
     }
-    let _ = writeln!(o, "latency: {} cycles, initiation interval: {} cycles", inv.latency, inv.ii);
+    let _ = writeln!(
+        o,
+        "latency: {} cycles, initiation interval: {} cycles",
+        inv.latency, inv.ii
+    );
     for st in &inv.stages {
         let _ = writeln!(o, "  stage {:<28} {:>6.2} ns", st.name, st.delay_ns());
     }

@@ -105,7 +105,9 @@ pub struct StageDepth {
 impl StageDepth {
     /// Register-to-register delay, ns.
     pub fn delay_ns(&self) -> f64 {
-        T_FF_NS + self.luts * T_LUT_NS + self.carry_bits.div_ceil(4) as f64 * T_CARRY4_NS
+        T_FF_NS
+            + self.luts * T_LUT_NS
+            + self.carry_bits.div_ceil(4) as f64 * T_CARRY4_NS
             + self.fixed_ns
     }
 }
@@ -133,12 +135,6 @@ pub struct Inventory {
     pub ii: u32,
     /// Table storage choice.
     pub table_mem: TableMem,
-}
-
-impl Default for TableMem {
-    fn default() -> Self {
-        TableMem::Auto
-    }
 }
 
 impl Inventory {
@@ -409,7 +405,11 @@ fn out_widths(level: &super::plan::TreeLevel) -> Vec<u64> {
     let mut i = 0;
     for node in &level.nodes {
         out.push(level.widths[i]);
-        i += if matches!(node, TreeNode::Csa(_)) { 2 } else { 1 };
+        i += if matches!(node, TreeNode::Csa(_)) {
+            2
+        } else {
+            1
+        };
     }
     out
 }
@@ -582,7 +582,8 @@ impl Inventory {
     /// FPGA and ASIC cost.
     pub fn cost(&self, c: &FpgaCoeffs, w: &Weights) -> Cost {
         let (f, bram36) = self.features(w);
-        let luts = c.rom * f.rom_luts + c.add * f.add_bits + c.csa * f.csa_bits + c.mux * f.mux_bits;
+        let luts =
+            c.rom * f.rom_luts + c.add * f.add_bits + c.csa * f.csa_bits + c.mux * f.mux_bits;
         let ffs = c.ff * f.register_bits;
         let carry4: u64 = self.adders.iter().map(|(w, n)| w.div_ceil(4) * n).sum();
         let dsp: u64 = self.multipliers.iter().map(Multiplier::dsp_tiles).sum();

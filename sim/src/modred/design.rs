@@ -62,9 +62,10 @@ impl Arity {
 }
 
 /// Where the tables are stored on an FPGA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TableMem {
     /// Whichever of LUT ROM and block RAM costs less area (by the cost model's weights).
+    #[default]
     Auto,
     /// LUT6 ROMs (with F7/F8 multiplexers for deeper tables).
     Lut,
@@ -101,7 +102,11 @@ macro_rules! named_enum {
                         value: s.to_string(),
                         valid: format!(
                             "one of {}",
-                            <$t>::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+                            <$t>::ALL
+                                .iter()
+                                .map(|(_, n)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     })
             }

@@ -27,7 +27,7 @@ pub struct Reducer {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Table(TableReducer),
+    Table(Box<TableReducer>),
     Barrett(BarrettPlan),
     Montgomery(MontgomeryPlan),
 }
@@ -221,7 +221,7 @@ impl Reducer {
         let kind = match d.arch {
             Arch::Barrett => Kind::Barrett(BarrettPlan::new(m, d.input_bits)?),
             Arch::Montgomery => Kind::Montgomery(MontgomeryPlan::new(m, d.input_bits)?),
-            _ => Kind::Table(TableReducer::new(Plan::new(m, d)?)?),
+            _ => Kind::Table(Box::new(TableReducer::new(Plan::new(m, d)?)?)),
         };
         Ok(Reducer {
             modulus: m.clone(),
@@ -260,14 +260,21 @@ impl Reducer {
     pub fn hardware_output(&self, x: &BigUint) -> Result<BigUint, ModredError> {
         let w = self.input_bits();
         if x.bits() > w {
-            return Err(ModredError::InputTooWide { bits: x.bits(), width: w });
+            return Err(ModredError::InputTooWide {
+                bits: x.bits(),
+                width: w,
+            });
         }
         Ok(match &self.kind {
             Kind::Table(t) => {
                 let limbs = to_limbs(x, (w.div_ceil(64)) as usize);
                 let mut r = t.reduce(&limbs);
                 r.truncate(t.limbs);
-                BigUint::new(r.iter().flat_map(|&l| [l as u32, (l >> 32) as u32]).collect())
+                BigUint::new(
+                    r.iter()
+                        .flat_map(|&l| [l as u32, (l >> 32) as u32])
+                        .collect(),
+                )
             }
             Kind::Barrett(b) => b.reduce(x),
             Kind::Montgomery(m) => m.redc(x),

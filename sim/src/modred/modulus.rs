@@ -67,7 +67,10 @@ impl Modulus {
 
     /// The committed preset of `family` (`ntt` or `random`) and width `bits`.
     pub fn preset(family: &str, bits: u64) -> Result<Self, ModredError> {
-        for line in PRESETS.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in PRESETS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let mut f = line.split_whitespace();
             let (Some(fam), Some(b), Some(hex)) = (f.next(), f.next(), f.next()) else {
                 continue;

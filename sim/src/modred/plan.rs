@@ -438,5 +438,4 @@ impl Plan {
             .sum();
         main + rounds
     }
-
 }
