@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need. None yet: the RTL issues add iverilog, verilator and yosys
-# here, and their tests fail loudly under CI when a tool is missing.
-packages=()
+# Debian packages the tests need: the EDA tools that lint, simulate and synthesize the generated
+# Verilog. Under CI (CI=true) those tests fail loudly when a tool is missing; elsewhere they say
+# "skipped".
+packages=(iverilog verilator yosys nextpnr-ice40)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

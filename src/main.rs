@@ -15,6 +15,7 @@ use dse::config::{self, Study};
 use dse::runner::{self, Progress, RunOptions, Shard};
 
 mod modred;
+mod rtl;
 
 /// The quickstart config, embedded so that `archsweep sweep` works with no file at hand.
 const QUICKSTART: &str = include_str!("../configs/quickstart.toml");
@@ -88,6 +89,11 @@ enum Command {
     Modred {
         #[command(subcommand)]
         cmd: modred::ModredCmd,
+    },
+    /// Verilog export, synthesis and area-model calibration.
+    Rtl {
+        #[command(subcommand)]
+        cmd: rtl::RtlCmd,
     },
     /// Merge the output directories of a sharded sweep into a new directory.
     Merge {
@@ -232,6 +238,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => pareto(&table, &min, &max, &reference)?,
         Command::Modred { cmd } => {
             modred::run(cmd)?;
+        }
+        Command::Rtl { cmd } => {
+            rtl::run(cmd)?;
         }
         Command::Merge { out, dirs } => {
             let s = dse::merge::merge(&dirs, &out, &registry)?;

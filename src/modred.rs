@@ -23,6 +23,15 @@ pub enum ModredCmd {
         #[command(flatten)]
         design: DesignArgs,
     },
+    /// The ALLMod comparison from a `modred.lut` sweep: best area efficiency per architecture,
+    /// hybrid/LUT ratio next to the published figure, area-latency fronts per architecture.
+    Compare {
+        /// The sweep's output directory.
+        dir: PathBuf,
+        /// Also write the Markdown to this file (refuses to overwrite).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Regenerate the preset moduli (NTT-friendly and random primes of each standard width).
     Primes {
         /// Write to this file instead of stdout.
@@ -125,6 +134,39 @@ pub fn run(cmd: ModredCmd) -> Result<()> {
                 "{}",
                 models::modred::describe(&m, &spec, &models::modred::CostSettings::default())?
             );
+        }
+        ModredCmd::Compare { dir, out } => {
+            let registry = models::registry();
+            let study = dse::merge::load_study(&dir, &registry)?;
+            if study.model.info().name != "modred.lut" {
+                bail!(
+                    "{}: the study's model is {}; compare needs a modred.lut sweep",
+                    dir.display(),
+                    study.model.info().name
+                );
+            }
+            let j = dse::journal::read(&dir.join("journal.jsonl"))?;
+            let points: Vec<models::modred::compare::Evaluated> = j
+                .points
+                .into_iter()
+                .filter_map(|r| {
+                    r.m.map(|m| models::modred::compare::Evaluated {
+                        params: r.p,
+                        metrics: m,
+                    })
+                })
+                .collect();
+            if points.is_empty() {
+                bail!("{}: no successfully evaluated point", dir.display());
+            }
+            let text = models::modred::compare::compare(study.model.info(), &points);
+            print!("{text}");
+            if let Some(p) = out {
+                if p.exists() {
+                    bail!("{} exists; not overwriting it", p.display());
+                }
+                std::fs::write(&p, &text).with_context(|| format!("writing {}", p.display()))?;
+            }
         }
         ModredCmd::Primes { out, widths } => {
             if widths.is_empty() {

@@ -122,7 +122,15 @@ fn quickstart_runs_from_the_embedded_config_and_writes_a_report() {
 #[test]
 fn validate_accepts_the_shipped_configs() {
     let d = tempfile::tempdir().unwrap();
-    for c in ["quickstart", "zdt1", "zdt2", "zdt3", "dtlz2"] {
+    for c in [
+        "quickstart",
+        "zdt1",
+        "zdt2",
+        "zdt3",
+        "dtlz2",
+        "modred_128",
+        "modred_8192",
+    ] {
         let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
         let (out, err) = text(&o);
         assert!(
@@ -474,5 +482,271 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result() {
             "{name}: table lengths differ"
         );
         eprintln!("{name}: {kills} SIGKILLs, then an identical table");
+    }
+}
+
+fn run_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run archsweep");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn modred_reduce_prints_residues_for_every_architecture() {
+    let d = tempfile::tempdir().unwrap();
+    // q = 1000003 (prime, 20 bits), 40-bit inputs in decimal and hex.
+    let q: u64 = 1_000_003;
+    let xs: [u64; 6] = [0, 1, q - 1, q, 0xff_ffff_ffff, 0x12_3456_789a];
+    let input = format!(
+        "{}\n{}\n# a comment\n\n{}\n{}\n0x{:x}\n0X{:X}\n",
+        xs[0], xs[1], xs[2], xs[3], xs[4], xs[5]
+    );
+    let expected: Vec<String> = xs.iter().map(|x| (x % q).to_string()).collect();
+    for arch in ["lut", "iter", "hybrid", "barrett", "montgomery"] {
+        let o = run_stdin(
+            d.path(),
+            &[
+                "modred",
+                "reduce",
+                "--modulus",
+                "1000003",
+                "--width",
+                "40",
+                "--arch",
+                arch,
+                "--k",
+                "4",
+                "--cycles",
+                "3",
+            ],
+            &input,
+        );
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{arch}: {err}");
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{arch}");
+    }
+    let o = run_stdin(
+        d.path(),
+        &["modred", "reduce", "-q", "ntt:128", "--hex"],
+        "0x100\n",
+    );
+    assert_eq!(text(&o).0.trim(), "0x100");
+}
+
+#[test]
+fn modred_bad_input_exits_2() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let reduce = |args: &[&str], stdin: &str| {
+        let mut a = vec!["modred", "reduce"];
+        a.extend_from_slice(args);
+        run_stdin(p, &a, stdin)
+    };
+    fails_with(
+        &reduce(&["-q", "1000000"], "1\n"),
+        "the modulus must be odd",
+    );
+    fails_with(
+        &reduce(&["-q", "0x61"], "1\n"),
+        "the modulus has 7 bits; it must have 8 to 16384",
+    );
+    fails_with(&reduce(&["-q", "12x"], "1\n"), "`12x` is not a number");
+    fails_with(
+        &reduce(&["-q", "ntt:100"], "1\n"),
+        "unknown modulus preset `ntt:100`",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003", "--k", "13"], "1\n"),
+        "k = 13 is out of range: 1 to 12",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003", "--arch", "magic"], "1\n"),
+        "one of lut, iter, hybrid, barrett, montgomery",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003", "--width", "10"], "1\n"),
+        "input_bits = 10 is out of range",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003", "--width", "24"], "5\n0x1000000\n"),
+        "stdin line 2: input has 25 bits but the reducer's input width is 24",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003"], "12\n0xg1\n"),
+        "stdin line 2: `0xg1` is not a number",
+    );
+    fails_with(
+        &reduce(&["-q", "1000003"], "-5\n"),
+        "stdin line 1: `-5` is not a number",
+    );
+    fails_with(
+        &run_in(
+            p,
+            &[
+                "rtl", "export", "-q", "1000003", "--arch", "barrett", "--out", "x",
+            ],
+        ),
+        "RTL export covers the table-based designs",
+    );
+    fails_with(
+        &run_in(
+            p,
+            &[
+                "rtl", "export", "-q", "1000003", "--rom", "flash", "--out", "x",
+            ],
+        ),
+        "choose case or memh",
+    );
+}
+
+#[test]
+fn modred_sweep_and_compare() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write(
+        d.path(),
+        "m.toml",
+        r#"name = "m"
+model = "modred.lut"
+unlisted = "default"
+[parameters]
+bits = "256"
+arch = ["lut", "iter", "hybrid"]
+cycles = [2, 4, 8]
+lut_share = [0.2, 0.5]
+[strategy]
+kind = "grid"
+[objectives]
+minimize = ["area", "latency_ns"]
+"#,
+    );
+    let o = run_in(
+        d.path(),
+        &["sweep", cfg.to_str().unwrap(), "--out", "out", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run_in(d.path(), &["modred", "compare", "out", "--out", "cmp.md"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for needle in [
+        "| lut | 6 |",
+        "| iter | 6 |",
+        "| hybrid | 3 |",
+        "Hybrid / conventional LUT",
+        "not published at this width",
+        "Area-latency Pareto front, hybrid",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from:\n{out}");
+    }
+    // The Markdown file is never overwritten.
+    fails_with(
+        &run_in(d.path(), &["modred", "compare", "out", "--out", "cmp.md"]),
+        "exists",
+    );
+}
+
+/// Whether the EDA tools are installed; under CI their absence fails the test.
+fn eda_tools() -> bool {
+    let missing: Vec<&str> = ["iverilog", "vvp", "verilator", "yosys", "nextpnr-ice40"]
+        .into_iter()
+        .filter(|t| {
+            !std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+        "EDA tools missing under CI: {missing:?}"
+    );
+    eprintln!("skipped: EDA tools not installed: {missing:?}");
+    false
+}
+
+#[test]
+fn rtl_export_simulates_and_synth_reports_counts_and_fmax() {
+    if !eda_tools() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "rtl",
+            "export",
+            "-q",
+            "1000003",
+            "--width",
+            "40",
+            "--arch",
+            "hybrid",
+            "--cycles",
+            "3",
+            "--k",
+            "4",
+            "--out",
+            "ex",
+            "--vectors",
+            "200",
+            "--rom",
+            "memh",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("and 212 vectors"), "{out}");
+    let ex = d.path().join("ex");
+    let sim = Command::new("iverilog")
+        .args(["-g2012", "-Wall", "-o", "tb.vvp", "tb.v", "modred.v"])
+        .current_dir(&ex)
+        .status()
+        .unwrap();
+    assert!(sim.success());
+    let run = Command::new("vvp")
+        .args(["-n", "tb.vvp"])
+        .current_dir(&ex)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&run.stdout).contains("PASS 212 vectors"));
+    // Exporting over an existing design is refused.
+    fails_with(
+        &run_in(
+            d.path(),
+            &[
+                "rtl", "export", "-q", "1000003", "--width", "40", "--out", "ex",
+            ],
+        ),
+        "nothing is overwritten",
+    );
+    let o = run_in(
+        d.path(),
+        &[
+            "rtl", "synth", "-q", "1000003", "--width", "40", "--k", "4", "--out", "syn", "--ice40",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for needle in [
+        "Yosys synth_xilinx",
+        "LUT",
+        "CARRY4",
+        "iCE40: SB_LUT4",
+        "nextpnr-ice40 (HX8K): Fmax",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
 }

@@ -202,7 +202,8 @@ impl SynthCounts {
     }
 }
 
-fn read_stat(path: &Path) -> Result<SynthCounts, ToolError> {
+/// Reads the counts of a `stat -json` file.
+pub fn read_stat(path: &Path) -> Result<SynthCounts, ToolError> {
     let text = std::fs::read_to_string(path).map_err(|e| ToolError::Results {
         file: path.into(),
         message: e.to_string(),
@@ -231,10 +232,17 @@ fn read_stat(path: &Path) -> Result<SynthCounts, ToolError> {
     Ok(counts)
 }
 
-/// `synth_xilinx` for 7-series (flattened, no DSP inference, no I/O buffers) and its cell counts.
-pub fn yosys_synth_xilinx(dir: &Path, file: &str, top: &str) -> Result<SynthCounts, ToolError> {
+/// `synth_xilinx` for 7-series (flattened, no DSP inference, no I/O buffers; block RAM
+/// inference only when `bram`) and its cell counts.
+pub fn yosys_synth_xilinx(
+    dir: &Path,
+    file: &str,
+    top: &str,
+    bram: bool,
+) -> Result<SynthCounts, ToolError> {
+    let nobram = if bram { "" } else { " -nobram" };
     let script = format!(
-        "read_verilog {file}; synth_xilinx -top {top} -family xc7 -flatten -nodsp -noiopad -noclkbuf; tee -q -o xc7.json stat -json -tech xilinx"
+        "read_verilog {file}; synth_xilinx -top {top} -family xc7 -flatten -nodsp -noiopad -noclkbuf{nobram}; tee -q -o xc7.json stat -json -tech xilinx"
     );
     run("yosys", &["-q", "-p", &script], dir)?;
     read_stat(&dir.join("xc7.json"))

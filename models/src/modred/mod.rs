@@ -14,6 +14,7 @@ use sim::modred::{
 };
 
 pub mod calibration;
+pub mod compare;
 pub mod rtl;
 
 /// Everything besides the design that turns an inventory into metrics.
@@ -160,8 +161,8 @@ fn common_params(default_bits: &str) -> Vec<ParamSpec> {
         ParamSpec::categorical(
             "modulus",
             &["ntt", "random"],
-            "ntt",
-            "preset family: NTT-friendly (j 2^17 + 1) or random prime",
+            "random",
+            "preset family: random prime (dense tables) or NTT-friendly j 2^17 + 1 (sparser tables; the area model does not exploit them)",
         ),
         ParamSpec::int(
             "input_bits",
@@ -461,6 +462,47 @@ pub fn describe(m: &Modulus, spec: &DesignSpec, s: &CostSettings) -> Result<Stri
         o,
         "latency: {} cycles, initiation interval: {} cycles",
         inv.latency, inv.ii
+    );
+    let _ = writeln!(o, "inventory:");
+    for t in &inv.tables {
+        let _ = writeln!(
+            o,
+            "  {} table(s) of {} x {} bits{}",
+            t.count,
+            t.depth,
+            t.width,
+            if t.combinational {
+                " (combinational)"
+            } else {
+                ""
+            }
+        );
+    }
+    let adders: Vec<String> = inv
+        .adders
+        .iter()
+        .map(|(w, c)| format!("{c} x {w}b"))
+        .collect();
+    let _ = writeln!(o, "  adders/subtractors: {}", adders.join(", "));
+    if inv.csa_bits > 0 {
+        let _ = writeln!(o, "  3:2 compressor bits: {}", inv.csa_bits);
+    }
+    for m in &inv.multipliers {
+        let _ = writeln!(
+            o,
+            "  multiplier {} x {} bits (low {} kept): {} DSP48 tiles",
+            m.a,
+            m.b,
+            m.keep,
+            m.dsp_tiles()
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  register bits: {}, multiplexer bits: {}, table bits: {}",
+        inv.register_bits,
+        inv.mux_bits,
+        inv.table_bits()
     );
     for st in &inv.stages {
         let _ = writeln!(o, "  stage {:<28} {:>6.2} ns", st.name, st.delay_ns());

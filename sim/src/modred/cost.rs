@@ -145,7 +145,13 @@ impl Inventory {
     }
 
     fn table(&mut self, depth: u64, width: u64, count: u64, combinational: bool) {
-        if count > 0 {
+        let same = self
+            .tables
+            .iter_mut()
+            .find(|t| t.depth == depth && t.width == width && t.combinational == combinational);
+        if let Some(t) = same {
+            t.count += count;
+        } else if count > 0 {
             self.tables.push(TableUse {
                 depth,
                 width,
@@ -247,8 +253,9 @@ impl Inventory {
             TableMem::Bram => true,
             TableMem::Lut => false,
             TableMem::Auto => {
-                let (luts, brams) = table_split(&inv.tables, TableMem::Auto, &Weights::default());
-                brams > 0.0 && luts == 0.0
+                let (luts, deep, brams) =
+                    table_split(&inv.tables, TableMem::Auto, &Weights::default());
+                brams > 0.0 && luts + deep == 0.0
             }
         };
         inv.stages.push(if bram {
@@ -426,21 +433,19 @@ fn rom_mux_levels(depth: u64) -> u32 {
     levels
 }
 
-/// LUT6 count of a ROM of `depth x width` (LUT6_2 packs two outputs of up to 32 entries).
+/// LUT6 count of a ROM of `depth x width`: one LUT per output bit per 64 entries (shallower
+/// tables still take one LUT cell per bit), with F7/F8 multiplexers free up to 256 entries and
+/// a level of 4:1 multiplexer LUTs per further factor of four.
 pub fn rom_luts(depth: u64, width: u64) -> f64 {
-    if depth <= 32 {
-        width.div_ceil(2) as f64
-    } else {
-        let base = width * depth.div_ceil(64);
-        let mut extra = 0;
-        let mut d = depth.div_ceil(256);
-        while d > 1 {
-            let muxes = d.div_ceil(4);
-            extra += width * muxes;
-            d = muxes;
-        }
-        (base + extra) as f64
+    let base = width * depth.div_ceil(64);
+    let mut extra = 0;
+    let mut d = depth.div_ceil(256);
+    while d > 1 {
+        let muxes = d.div_ceil(4);
+        extra += width * muxes;
+        d = muxes;
     }
+    (base + extra) as f64
 }
 
 /// BRAM36 count of a ROM of `depth x width`; two shallow tables share one block through its two
@@ -478,9 +483,10 @@ impl Default for Weights {
 }
 
 /// Registered tables go to block RAM when that is allowed and cheaper; combinational ones stay
-/// in LUTs. Returns (ROM LUTs, BRAM36).
-fn table_split(tables: &[TableUse], mem: TableMem, w: &Weights) -> (f64, f64) {
+/// in LUTs. Returns (LUTs of tables up to 64 entries, LUTs of deeper tables, BRAM36).
+fn table_split(tables: &[TableUse], mem: TableMem, w: &Weights) -> (f64, f64, f64) {
     let mut luts = 0.0;
+    let mut deep = 0.0;
     let mut brams = 0.0;
     for t in tables {
         let l = rom_luts(t.depth, t.width) * t.count as f64;
@@ -493,18 +499,22 @@ fn table_split(tables: &[TableUse], mem: TableMem, w: &Weights) -> (f64, f64) {
             };
         if to_bram {
             brams += b;
+        } else if t.depth > 64 {
+            deep += l;
         } else {
             luts += l;
         }
     }
-    (luts, brams.ceil())
+    (luts, deep, brams.ceil())
 }
 
 /// Scale factors from first-principles counts to LUTs and flip-flops, fitted by calibration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FpgaCoeffs {
-    /// LUTs per first-principles ROM LUT.
+    /// LUTs per first-principles ROM LUT (tables of up to 64 entries).
     pub rom: f64,
+    /// LUTs per first-principles ROM LUT of deeper tables (wide multiplexers).
+    pub rom_deep: f64,
     /// LUTs per adder bit.
     pub add: f64,
     /// LUTs per compressor bit.
@@ -519,8 +529,9 @@ impl Default for FpgaCoeffs {
     fn default() -> Self {
         FpgaCoeffs {
             rom: 1.0,
+            rom_deep: 1.0,
             add: 1.0,
-            csa: 1.0,
+            csa: 2.0,
             mux: 1.0,
             ff: 1.0,
         }
@@ -530,8 +541,10 @@ impl Default for FpgaCoeffs {
 /// The first-principles LUT features the calibration regresses on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Features {
-    /// ROM LUTs (LUT-mapped tables).
+    /// ROM LUTs of LUT-mapped tables of up to 64 entries.
     pub rom_luts: f64,
+    /// ROM LUTs of deeper LUT-mapped tables.
+    pub rom_deep_luts: f64,
     /// Adder bits.
     pub add_bits: f64,
     /// Compressor bits.
@@ -566,10 +579,11 @@ pub struct Cost {
 impl Inventory {
     /// The features of this inventory under a table-storage choice and weights.
     pub fn features(&self, w: &Weights) -> (Features, f64) {
-        let (rom_luts, bram) = table_split(&self.tables, self.table_mem, w);
+        let (rom_luts, rom_deep_luts, bram) = table_split(&self.tables, self.table_mem, w);
         (
             Features {
                 rom_luts,
+                rom_deep_luts,
                 add_bits: self.adder_bits() as f64,
                 csa_bits: self.csa_bits as f64,
                 mux_bits: self.mux_bits as f64,
@@ -582,8 +596,11 @@ impl Inventory {
     /// FPGA and ASIC cost.
     pub fn cost(&self, c: &FpgaCoeffs, w: &Weights) -> Cost {
         let (f, bram36) = self.features(w);
-        let luts =
-            c.rom * f.rom_luts + c.add * f.add_bits + c.csa * f.csa_bits + c.mux * f.mux_bits;
+        let luts = c.rom * f.rom_luts
+            + c.rom_deep * f.rom_deep_luts
+            + c.add * f.add_bits
+            + c.csa * f.csa_bits
+            + c.mux * f.mux_bits;
         let ffs = c.ff * f.register_bits;
         let carry4: u64 = self.adders.iter().map(|(w, n)| w.div_ceil(4) * n).sum();
         let dsp: u64 = self.multipliers.iter().map(Multiplier::dsp_tiles).sum();
