@@ -256,13 +256,15 @@ fn calibrate(out: &Path, write: Option<&Path>, jobs: usize) -> Result<()> {
         &[p.ff],
         PRIOR_WEIGHT,
     );
+    // Rounded as the calibration file stores them, so the errors below are the committed model's.
+    let r4 = |x: f64| (x * 1e4).round() / 1e4;
     let coeffs = FpgaCoeffs {
-        rom: c5[0],
-        rom_deep: c5[1],
-        add: c5[2],
-        csa: c5[3],
-        mux: c5[4],
-        ff: ff[0],
+        rom: r4(c5[0]),
+        rom_deep: r4(c5[1]),
+        add: r4(c5[2]),
+        csa: r4(c5[3]),
+        mux: r4(c5[4]),
+        ff: r4(ff[0]),
     };
     let mut csv = String::from("name,modulus,arch,input_bits,k,k_iter,cycles,lut_share,fusion,arity,regs_every,rom_luts,rom_deep_luts,add_bits,csa_bits,mux_bits,register_bits,yosys_luts,yosys_ffs,yosys_carry4,model_luts,model_ffs\n");
     let mut report = String::new();

@@ -66,12 +66,12 @@ fn metrics_follow_from_the_inventory() {
 fn infeasible_points_say_why() {
     let model = ModredModel::lut();
     let ctx = EvalContext { seed: 1 };
-    // A hybrid whose tables take every bit has no iterative part.
+    // A hybrid whose tables take no bit has no LUT part.
     let p = point(
         &model,
         &[
             ("arch", Value::Cat("hybrid".into())),
-            ("lut_share", Value::Real(1.0)),
+            ("lut_share", Value::Real(0.0)),
         ],
     );
     match model.evaluate(&p, &ctx) {

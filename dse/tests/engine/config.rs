@@ -224,6 +224,11 @@ fn shipped_configs_validate() {
     for entry in std::fs::read_dir("../configs").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            // Hardware-model configs need the full registry; the CLI test validates those.
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().any(|l| l.starts_with("model = \"modred.")) {
+                continue;
+            }
             let s = dse::config::load(&path, &reg).unwrap_or_else(|e| panic!("{e}"));
             assert!(
                 s.warnings.is_empty(),

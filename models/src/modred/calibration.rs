@@ -298,7 +298,8 @@ pub fn to_text(c: &FpgaCoeffs, lut_err: (f64, f64), ff_err: (f64, f64), designs:
         c.csa,
         c.mux,
         c.ff,
-        lut_err.1,
-        ff_err.1
+        // The stated bounds round up, so that the committed counts meet them.
+        (lut_err.1 * 1e4).ceil() / 1e4,
+        (ff_err.1 * 1e4).ceil() / 1e4
     )
 }
