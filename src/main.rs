@@ -212,20 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return sweep(&study, out, shard, threads, quiet);
         }
         Command::Report { dir } => {
-            let study = dse::merge::load_study(&dir, &registry)?;
-            let j = dse::journal::read(&dir.join("journal.jsonl"))?;
-            let header = j
-                .header
-                .clone()
-                .ok_or_else(|| anyhow!("{}: empty journal", dir.display()))?;
-            if header.config_hash != study.config_hash {
-                bail!(
-                    "{}: study.toml (config hash {}) does not match the journal (config hash {})",
-                    dir.display(),
-                    study.config_hash,
-                    header.config_hash
-                );
-            }
+            let (study, header, j) = load_results(&dir, &registry)?;
             let a = dse::results::Analysis::new(&study, j.points);
             runner::write_outputs(&study, &header, a, &j.gens, &dir)?;
             println!("wrote {}", dir.join("report.html").display());
@@ -260,6 +247,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A sweep's output directory: its study, journal header and journal, checked to belong together.
+fn load_results(
+    dir: &Path,
+    registry: &dse::Registry,
+) -> Result<(Study, dse::journal::Header, dse::journal::Contents)> {
+    let study = dse::merge::load_study(dir, registry)?;
+    let j = dse::journal::read(&dir.join("journal.jsonl"))?;
+    let header = j
+        .header
+        .clone()
+        .ok_or_else(|| anyhow!("{}: empty journal", dir.display()))?;
+    if header.config_hash != study.config_hash {
+        bail!(
+            "{}: study.toml (config hash {}) does not match the journal (config hash {})",
+            dir.display(),
+            study.config_hash,
+            header.config_hash
+        );
+    }
+    Ok((study, header, j))
 }
 
 fn sweep(

@@ -136,8 +136,7 @@ pub fn run(cmd: ModredCmd) -> Result<()> {
             );
         }
         ModredCmd::Compare { dir, out } => {
-            let registry = models::registry();
-            let study = dse::merge::load_study(&dir, &registry)?;
+            let (study, _, j) = crate::load_results(&dir, &models::registry())?;
             if study.model.info().name != "modred.lut" {
                 bail!(
                     "{}: the study's model is {}; compare needs a modred.lut sweep",
@@ -145,7 +144,6 @@ pub fn run(cmd: ModredCmd) -> Result<()> {
                     study.model.info().name
                 );
             }
-            let j = dse::journal::read(&dir.join("journal.jsonl"))?;
             let points: Vec<models::modred::compare::Evaluated> = j
                 .points
                 .into_iter()

@@ -1,6 +1,5 @@
 //! `archsweep rtl ...`: Verilog export, synthesis and calibration of the area model.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -8,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use models::modred::calibration::{self, Reference};
 use models::modred::rtl::{design, testbench, vectors, RomStyle};
-use sim::modred::cost::{FpgaCoeffs, Inventory, Weights};
+use sim::modred::cost::{Inventory, Weights};
 use sim::modred::Plan;
 
 use crate::modred::DesignArgs;
@@ -173,19 +172,6 @@ pub fn run(cmd: RtlCmd) -> Result<()> {
     Ok(())
 }
 
-/// Weight of the first-principles prior in the calibration fit: enough to separate correlated
-/// features, small next to the designs' own relative errors.
-const PRIOR_WEIGHT: f64 = 0.02;
-
-struct Row {
-    r: Reference,
-    features: [f64; 5],
-    regs: f64,
-    luts: u64,
-    ffs: u64,
-    carry4: u64,
-}
-
 fn calibrate(out: &Path, write: Option<&Path>, jobs: usize) -> Result<()> {
     let set = calibration::reference_set();
     let work = out.join("synth");
@@ -197,37 +183,7 @@ fn calibrate(out: &Path, write: Option<&Path>, jobs: usize) -> Result<()> {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(r) = set.get(i) else { break };
-                let res = (|| -> Result<Row> {
-                    let plan = r.plan()?;
-                    let dir = work.join(&r.name);
-                    std::fs::create_dir_all(&dir)?;
-                    let files = design(&plan, "modred", RomStyle::Case);
-                    let text = &files.files[0].1;
-                    let stat = dir.join("xc7.json");
-                    // Synthesis is deterministic: an identical netlist source reuses its counts.
-                    let same =
-                        std::fs::read_to_string(dir.join("modred.v")).is_ok_and(|old| &old == text);
-                    let t = Instant::now();
-                    let s = if same && stat.exists() {
-                        eprintln!("  {:<20} (unchanged; counts reused)", r.name);
-                        rtl::tools::read_stat(&stat)?
-                    } else {
-                        let _ = std::fs::remove_file(&stat);
-                        files.write(&dir)?;
-                        let s = rtl::tools::yosys_synth_xilinx(&dir, "modred.v", "modred", false)?;
-                        eprintln!("  {:<20} {:>6.1} s", r.name, t.elapsed().as_secs_f64());
-                        s
-                    };
-                    let (features, regs) = r.features()?;
-                    Ok(Row {
-                        r: r.clone(),
-                        features,
-                        regs,
-                        luts: s.luts() + s.count(&["SRL"]),
-                        ffs: s.ffs(),
-                        carry4: s.carry4(),
-                    })
-                })();
+                let res = synthesize(r, &work.join(&r.name));
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -237,117 +193,46 @@ fn calibrate(out: &Path, write: Option<&Path>, jobs: usize) -> Result<()> {
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
-    let rows: Vec<Row> = results
+    let rows: Vec<calibration::Synthesized> = results
         .into_iter()
         .map(|(_, r)| r.map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.features.to_vec()).collect();
-    let y: Vec<f64> = rows.iter().map(|r| r.luts as f64).collect();
-    let p = calibration::prior();
-    let c5 = calibration::fit_nonnegative(
-        &x,
-        &y,
-        &[p.rom, p.rom_deep, p.add, p.csa, p.mux],
-        PRIOR_WEIGHT,
-    );
-    let ff = calibration::fit_nonnegative(
-        &rows.iter().map(|r| vec![r.regs]).collect::<Vec<_>>(),
-        &rows.iter().map(|r| r.ffs as f64).collect::<Vec<_>>(),
-        &[p.ff],
-        PRIOR_WEIGHT,
-    );
-    // Rounded as the calibration file stores them, so the errors below are the committed model's.
-    let r4 = |x: f64| (x * 1e4).round() / 1e4;
-    let coeffs = FpgaCoeffs {
-        rom: r4(c5[0]),
-        rom_deep: r4(c5[1]),
-        add: r4(c5[2]),
-        csa: r4(c5[3]),
-        mux: r4(c5[4]),
-        ff: r4(ff[0]),
-    };
-    let mut csv = String::from("name,modulus,arch,input_bits,k,k_iter,cycles,lut_share,fusion,arity,regs_every,rom_luts,rom_deep_luts,add_bits,csa_bits,mux_bits,register_bits,yosys_luts,yosys_ffs,yosys_carry4,model_luts,model_ffs\n");
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "| design | Yosys LUT | model LUT | error | Yosys FF | model FF | error |"
-    );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
-    let (mut le, mut fe) = (Vec::new(), Vec::new());
-    for r in &rows {
-        let f = r.features;
-        let ml = coeffs.rom * f[0]
-            + coeffs.rom_deep * f[1]
-            + coeffs.add * f[2]
-            + coeffs.csa * f[3]
-            + coeffs.mux * f[4];
-        let mf = coeffs.ff * r.regs;
-        let el = (ml - r.luts as f64) / r.luts as f64;
-        let ef = (mf - r.ffs as f64) / r.ffs as f64;
-        le.push(el.abs());
-        fe.push(ef.abs());
-        let s = &r.r.spec;
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1}",
-            r.r.name,
-            r.r.modulus,
-            s.arch,
-            s.input_bits,
-            s.k,
-            s.k_iter,
-            s.cycles,
-            s.lut_share,
-            s.fusion,
-            s.arity,
-            s.regs_every,
-            f[0],
-            f[1],
-            f[2],
-            f[3],
-            f[4],
-            r.regs,
-            r.luts,
-            r.ffs,
-            r.carry4,
-            ml,
-            mf
-        );
-        let _ = writeln!(
-            report,
-            "| {} | {} | {:.0} | {:+.1}% | {} | {:.0} | {:+.1}% |",
-            r.r.name,
-            r.luts,
-            ml,
-            el * 100.0,
-            r.ffs,
-            mf,
-            ef * 100.0
-        );
-    }
-    let stats = |v: &[f64]| {
-        (
-            v.iter().sum::<f64>() / v.len() as f64,
-            v.iter().cloned().fold(0.0, f64::max),
-        )
-    };
-    let (lut_err, ff_err) = (stats(&le), stats(&fe));
-    let _ = writeln!(
-        report,
-        "\nFitted: rom {:.3}, rom_deep {:.3}, add {:.3}, csa {:.3}, mux {:.3}, ff {:.3}. LUT error mean {:.1}% max {:.1}%; FF error mean {:.1}% max {:.1}%.",
-        coeffs.rom, coeffs.rom_deep, coeffs.add, coeffs.csa, coeffs.mux, coeffs.ff,
-        lut_err.0 * 100.0, lut_err.1 * 100.0, ff_err.0 * 100.0, ff_err.1 * 100.0
-    );
-    std::fs::write(out.join("synth.csv"), csv)?;
-    std::fs::write(out.join("calibration.md"), &report)?;
-    print!("{report}");
+    let fitted = calibration::fit(&rows);
+    std::fs::write(out.join("synth.csv"), &fitted.csv)?;
+    std::fs::write(out.join("calibration.md"), &fitted.report)?;
+    print!("{}", fitted.report);
     if let Some(p) = write {
-        std::fs::write(
-            p,
-            calibration::to_text(&coeffs, lut_err, ff_err, rows.len()),
-        )
-        .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, &fitted.file).with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// Synthesizes one reference design in `dir` (LUT ROMs, no block RAM). Synthesis is
+/// deterministic, so an unchanged netlist source reuses the counts already there.
+fn synthesize(r: &Reference, dir: &Path) -> Result<calibration::Synthesized> {
+    let plan = r.plan()?;
+    std::fs::create_dir_all(dir)?;
+    let files = design(&plan, "modred", RomStyle::Case);
+    let text = &files.files[0].1;
+    let stat = dir.join("xc7.json");
+    let same = std::fs::read_to_string(dir.join("modred.v")).is_ok_and(|old| &old == text);
+    let t = Instant::now();
+    let s = if same && stat.exists() {
+        eprintln!("  {:<20} (unchanged; counts reused)", r.name);
+        rtl::tools::read_stat(&stat)?
+    } else {
+        let _ = std::fs::remove_file(&stat);
+        files.write(dir)?;
+        let s = rtl::tools::yosys_synth_xilinx(dir, "modred.v", "modred", false)?;
+        eprintln!("  {:<20} {:>6.1} s", r.name, t.elapsed().as_secs_f64());
+        s
+    };
+    Ok(calibration::Synthesized {
+        reference: r.clone(),
+        features: r.features()?,
+        luts: s.luts() + s.count(&["SRL"]),
+        ffs: s.ffs(),
+        carry4: s.carry4(),
+    })
 }

@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use dse::model::{EvalContext, Model, Value};
 use models::modred::ModredModel;
 use num_bigint::BigUint;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use sim::modred::{Arch, DesignSpec, Modulus, Reducer};
 
 fn point(model: &ModredModel, bits: &str, arch: &str, cycles: i64) -> Vec<Value> {
@@ -42,7 +42,7 @@ fn evaluation(c: &mut Criterion) {
 fn inputs(bits: u64, count: usize) -> Vec<BigUint> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(bits);
     (0..count)
-        .map(|_| BigUint::new((0..bits.div_ceil(32)).map(|_| rng.next_u32()).collect()))
+        .map(|_| sim::modred::random_bits(&mut rng, bits))
         .collect()
 }
 

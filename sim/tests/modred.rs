@@ -4,12 +4,12 @@
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
 use proptest::prelude::*;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim::modred::{
     cost::{FpgaCoeffs, Inventory, Weights},
-    is_probable_prime, Arch, Arity, DesignSpec, ModredError, Modulus, Plan, Reducer, TableMem,
-    PRESET_WIDTHS,
+    edge_cases, is_probable_prime, random_bits, Arch, Arity, DesignSpec, ModredError, Modulus,
+    Plan, Reducer, TableMem, PRESET_WIDTHS,
 };
 
 /// A random number below 2^bits; every fourth one has a random shorter length, so that small
@@ -20,32 +20,7 @@ fn random_below(rng: &mut ChaCha8Rng, bits: u64) -> BigUint {
     } else {
         bits
     };
-    let digits: Vec<u32> = (0..len.div_ceil(32)).map(|_| rng.next_u32()).collect();
-    BigUint::new(digits) & ((BigUint::one() << len) - 1u32)
-}
-
-/// 0, 1, q-1, q, q+1, 2q, 2^n-1, 2^n, 2^w-1, and the largest multiples of q below 2^w.
-fn edge_cases(q: &BigUint, w: u64) -> Vec<BigUint> {
-    let n = q.bits();
-    let top = (BigUint::one() << w) - 1u32;
-    let kq = &top / q * q;
-    let mut v = vec![
-        BigUint::zero(),
-        BigUint::one(),
-        q - 1u32,
-        q.clone(),
-        q + 1u32,
-        q * 2u32,
-        (BigUint::one() << n) - 1u32,
-        BigUint::one() << n,
-        top.clone(),
-        top - 1u32,
-        kq.clone(),
-        &kq - q,
-        &kq - 1u32,
-    ];
-    v.retain(|x| x.bits() <= w);
-    v
+    random_bits(rng, len)
 }
 
 /// The designs checked at every width: one per architecture, with the iterative and hybrid

@@ -60,7 +60,9 @@ pub fn committed() -> FpgaCoeffs {
     parse(COMMITTED).unwrap_or_default()
 }
 
-use sim::modred::cost::{Inventory, Weights};
+use std::fmt::Write as _;
+
+use sim::modred::cost::{Features, Inventory, Weights};
 use sim::modred::{random_prime, Arch, Arity, DesignSpec, Modulus, Plan, TableMem};
 
 /// One design of the calibration reference set.
@@ -192,21 +194,125 @@ impl Reference {
         Plan::new(&Modulus::parse(&self.modulus)?, &self.spec)
     }
 
-    /// First-principles features: [ROM LUTs (<= 64 entries), ROM LUTs (deeper), adder bits,
-    /// compressor bits, mux bits], and register bits.
-    pub fn features(&self) -> Result<([f64; 5], f64), sim::modred::ModredError> {
+    /// First-principles features of the design (tables in LUTs).
+    pub fn features(&self) -> Result<Features, sim::modred::ModredError> {
         let inv = Inventory::of_plan(&self.plan()?);
-        let (f, _) = inv.features(&Weights::default());
-        Ok((
-            [
-                f.rom_luts,
-                f.rom_deep_luts,
-                f.add_bits,
-                f.csa_bits,
-                f.mux_bits,
-            ],
-            f.register_bits,
-        ))
+        Ok(inv.features(&Weights::default()).0)
+    }
+}
+
+/// A reference design with its Yosys counts.
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    /// The design.
+    pub reference: Reference,
+    /// Its first-principles features.
+    pub features: Features,
+    /// Yosys LUT cells (LUT1-6 and SRL shift registers).
+    pub luts: u64,
+    /// Yosys flip-flops.
+    pub ffs: u64,
+    /// Yosys CARRY4 cells.
+    pub carry4: u64,
+}
+
+/// Weight of the first-principles prior in the fit: enough to separate correlated features,
+/// small next to the designs' own relative errors.
+pub const PRIOR_WEIGHT: f64 = 0.02;
+
+/// A fitted calibration with its errors on the designs it was fitted to.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// The factors, rounded as the calibration file stores them.
+    pub coeffs: FpgaCoeffs,
+    /// Relative LUT error: (mean, max) of absolute values.
+    pub lut_error: (f64, f64),
+    /// Relative FF error: (mean, max) of absolute values.
+    pub ff_error: (f64, f64),
+    /// `results/modred/synth.csv`.
+    pub csv: String,
+    /// `results/modred/calibration.md`.
+    pub report: String,
+    /// The calibration file (`models/data/modred_calibration.toml`).
+    pub file: String,
+}
+
+/// Fits the factors to synthesized designs and tabulates the model's error on each.
+pub fn fit(rows: &[Synthesized]) -> Fitted {
+    let p = prior();
+    let x: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.features.lut_features().to_vec())
+        .collect();
+    let y: Vec<f64> = rows.iter().map(|r| r.luts as f64).collect();
+    let c = fit_nonnegative(&x, &y, &p.lut_factors(), PRIOR_WEIGHT);
+    let regs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| vec![r.features.register_bits])
+        .collect();
+    let ffs: Vec<f64> = rows.iter().map(|r| r.ffs as f64).collect();
+    let ff = fit_nonnegative(&regs, &ffs, &[p.ff], PRIOR_WEIGHT);
+    // Rounded as the calibration file stores them, so the errors below are the committed model's.
+    let r4 = |x: f64| (x * 1e4).round() / 1e4;
+    let coeffs = FpgaCoeffs {
+        rom: r4(c[0]),
+        rom_deep: r4(c[1]),
+        add: r4(c[2]),
+        csa: r4(c[3]),
+        mux: r4(c[4]),
+        ff: r4(ff[0]),
+    };
+    let mut csv = String::from("name,modulus,arch,input_bits,k,k_iter,cycles,lut_share,fusion,arity,regs_every,rom_luts,rom_deep_luts,add_bits,csa_bits,mux_bits,register_bits,yosys_luts,yosys_ffs,yosys_carry4,model_luts,model_ffs\n");
+    let mut report = String::from(
+        "| design | Yosys LUT | model LUT | error | Yosys FF | model FF | error |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let (mut le, mut fe) = (Vec::new(), Vec::new());
+    for r in rows {
+        let f = &r.features;
+        let (ml, mf) = (coeffs.luts(f), coeffs.ffs(f));
+        let el = (ml - r.luts as f64) / r.luts as f64;
+        let ef = (mf - r.ffs as f64) / r.ffs as f64;
+        le.push(el.abs());
+        fe.push(ef.abs());
+        let s = &r.reference.spec;
+        let [rom, deep, add, csa, mux] = f.lut_features();
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{},{},{rom},{deep},{add},{csa},{mux},{},{},{},{},{ml:.1},{mf:.1}",
+            r.reference.name, r.reference.modulus, s.arch, s.input_bits, s.k, s.k_iter, s.cycles,
+            s.lut_share, s.fusion, s.arity, s.regs_every, f.register_bits, r.luts, r.ffs, r.carry4
+        );
+        let _ = writeln!(
+            report,
+            "| {} | {} | {ml:.0} | {:+.1}% | {} | {mf:.0} | {:+.1}% |",
+            r.reference.name,
+            r.luts,
+            el * 100.0,
+            r.ffs,
+            ef * 100.0
+        );
+    }
+    let stats = |v: &[f64]| {
+        (
+            v.iter().sum::<f64>() / v.len() as f64,
+            v.iter().cloned().fold(0.0, f64::max),
+        )
+    };
+    let (lut_error, ff_error) = (stats(&le), stats(&fe));
+    let _ = writeln!(
+        report,
+        "\nFitted: rom {:.3}, rom_deep {:.3}, add {:.3}, csa {:.3}, mux {:.3}, ff {:.3}. LUT error mean {:.1}% max {:.1}%; FF error mean {:.1}% max {:.1}%.",
+        coeffs.rom, coeffs.rom_deep, coeffs.add, coeffs.csa, coeffs.mux, coeffs.ff,
+        lut_error.0 * 100.0, lut_error.1 * 100.0, ff_error.0 * 100.0, ff_error.1 * 100.0
+    );
+    let file = to_text(&coeffs, lut_error, ff_error, rows.len());
+    Fitted {
+        coeffs,
+        lut_error,
+        ff_error,
+        csv,
+        report,
+        file,
     }
 }
 

@@ -62,21 +62,6 @@ fn slice(name: &str, g: &Group) -> Expr {
     Expr::Slice(name.into(), g.lsb + g.bits as u64 - 1, g.lsb)
 }
 
-fn table_entries(q: &BigUint, g: &Group) -> Vec<BigUint> {
-    let base = (BigUint::from(1u32) << g.lsb) % q;
-    let mut e = BigUint::zero();
-    (0..1u64 << g.bits)
-        .map(|_| {
-            let v = e.clone();
-            e += &base;
-            if e >= *q {
-                e -= q;
-            }
-            v
-        })
-        .collect()
-}
-
 struct Gen<'a> {
     plan: &'a Plan,
     top: String,
@@ -172,7 +157,7 @@ impl Gen<'_> {
         }
         for (i, g) in l.groups.iter().enumerate() {
             let name = format!("t{i}");
-            let entries = table_entries(&plan.q, g);
+            let entries = g.entries(&plan.q);
             self.rom(&name, slice("x_r", g), g.bits as u64, &entries, true);
             ops.push((name, n));
         }
@@ -372,7 +357,7 @@ pub fn design(plan: &Plan, top: &str, style: RomStyle) -> Files {
                 for t in 0..it.cycles as usize {
                     match it.groups.get(t * per + j) {
                         Some(gi) => {
-                            let mut e = table_entries(&plan.q, gi);
+                            let mut e = gi.entries(&plan.q);
                             e.resize(1 << k, BigUint::zero());
                             entries.extend(e);
                         }
@@ -484,7 +469,7 @@ pub fn design(plan: &Plan, top: &str, style: RomStyle) -> Files {
         let mut terms = vec![zext(Expr::Slice(s.clone(), n - 1, 0), n, ow)];
         for (gi, grp) in round.groups.iter().enumerate() {
             let name = format!("ov{ri}_{gi}");
-            let entries = table_entries(&plan.q, grp);
+            let entries = grp.entries(&plan.q);
             let addr = Expr::Slice(
                 s.clone(),
                 (grp.lsb + grp.bits as u64 - 1).min(sw - 1),
@@ -788,36 +773,13 @@ pub fn testbench(plan: &Plan, top: &str, inputs: &[BigUint], expected: &[BigUint
     }
 }
 
-/// Test vectors: the edge cases (0, 1, q-1, q, q+1, 2q, 2^n-1, 2^n, 2^w-1, the largest multiple
-/// of q below 2^w and its neighbours) and `random` uniformly random inputs from a ChaCha stream
-/// seeded with `seed`, with the golden residues (`num-bigint`'s `%`).
+/// Test vectors: the edge cases of [`sim::modred::edge_cases`] and `random` uniformly random
+/// inputs from a ChaCha stream seeded with `seed`, with the golden residues (num-bigint's `%`).
 pub fn vectors(plan: &Plan, random: usize, seed: u64) -> (Vec<BigUint>, Vec<BigUint>) {
-    use rand::{RngCore, SeedableRng};
-    let q = &plan.q;
-    let (n, w) = (plan.n, plan.w);
-    let one = BigUint::from(1u32);
-    let top = (&one << w) - 1u32;
-    let kq = &top / q * q;
-    let mut xs = vec![
-        BigUint::zero(),
-        one.clone(),
-        q - 1u32,
-        q.clone(),
-        q + 1u32,
-        q * 2u32,
-        (&one << n) - 1u32,
-        &one << n,
-        top.clone(),
-        kq.clone(),
-        &kq - 1u32,
-        &kq - q,
-    ];
-    xs.retain(|x| x.bits() <= w);
+    use rand::SeedableRng;
+    let mut xs = sim::modred::edge_cases(&plan.q, plan.w);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    for _ in 0..random {
-        let digits: Vec<u32> = (0..w.div_ceil(32)).map(|_| rng.next_u32()).collect();
-        xs.push(BigUint::new(digits) & &top);
-    }
-    let ys = xs.iter().map(|x| x % q).collect();
+    xs.extend((0..random).map(|_| sim::modred::random_bits(&mut rng, plan.w)));
+    let ys = xs.iter().map(|x| x % &plan.q).collect();
     (xs, ys)
 }

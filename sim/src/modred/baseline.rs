@@ -3,6 +3,7 @@
 use num_bigint::BigUint;
 use num_traits::One;
 
+use super::design::check_input_width;
 use super::{ModredError, Modulus};
 
 /// Generalised Barrett reduction of `w`-bit inputs: `q1 = x >> (n-1)`,
@@ -24,7 +25,7 @@ impl BarrettPlan {
     /// Plans Barrett reduction of `w`-bit inputs modulo `m`.
     pub fn new(m: &Modulus, w: u64) -> Result<Self, ModredError> {
         let n = m.bits();
-        check_width(n, w)?;
+        check_input_width(n, w)?;
         let q = m.value().clone();
         let mu = (BigUint::one() << w) / &q;
         Ok(BarrettPlan { q, n, w, mu })
@@ -81,7 +82,7 @@ impl MontgomeryPlan {
     /// Plans Montgomery reduction of `w`-bit inputs modulo `m`.
     pub fn new(m: &Modulus, w: u64) -> Result<Self, ModredError> {
         let n = m.bits();
-        check_width(n, w)?;
+        check_input_width(n, w)?;
         let q = m.value().clone();
         let r_bits = w - n + 1;
         let r = BigUint::one() << r_bits;
@@ -122,19 +123,4 @@ impl MontgomeryPlan {
             t
         }
     }
-}
-
-fn check_width(n: u64, w: u64) -> Result<(), ModredError> {
-    if w <= n || w > 4 * super::MAX_MODULUS_BITS {
-        return Err(ModredError::Parameter {
-            name: "input_bits",
-            value: w.to_string(),
-            valid: format!(
-                "{} to {} (more than the modulus width)",
-                n + 1,
-                4 * super::MAX_MODULUS_BITS
-            ),
-        });
-    }
-    Ok(())
 }

@@ -397,13 +397,6 @@ impl Inventory {
             .fold(0.0, f64::max);
         1000.0 / worst
     }
-
-    /// The slowest stage.
-    pub fn critical_stage(&self) -> Option<&StageDepth> {
-        self.stages
-            .iter()
-            .max_by(|a, b| a.delay_ns().total_cmp(&b.delay_ns()))
-    }
 }
 
 fn out_widths(level: &super::plan::TreeLevel) -> Vec<u64> {
@@ -538,6 +531,24 @@ impl Default for FpgaCoeffs {
     }
 }
 
+impl FpgaCoeffs {
+    /// LUTs estimated from first-principles features.
+    pub fn luts(&self, f: &Features) -> f64 {
+        let c = self.lut_factors();
+        f.lut_features().iter().zip(c).map(|(x, c)| x * c).sum()
+    }
+
+    /// Flip-flops estimated from first-principles features.
+    pub fn ffs(&self, f: &Features) -> f64 {
+        self.ff * f.register_bits
+    }
+
+    /// The LUT factors in [`Features::lut_features`] order.
+    pub fn lut_factors(&self) -> [f64; 5] {
+        [self.rom, self.rom_deep, self.add, self.csa, self.mux]
+    }
+}
+
 /// The first-principles LUT features the calibration regresses on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Features {
@@ -553,6 +564,19 @@ pub struct Features {
     pub mux_bits: f64,
     /// Register bits.
     pub register_bits: f64,
+}
+
+impl Features {
+    /// The LUT features in [`FpgaCoeffs::lut_factors`] order.
+    pub fn lut_features(&self) -> [f64; 5] {
+        [
+            self.rom_luts,
+            self.rom_deep_luts,
+            self.add_bits,
+            self.csa_bits,
+            self.mux_bits,
+        ]
+    }
 }
 
 /// FPGA and ASIC cost of one design.
@@ -596,12 +620,8 @@ impl Inventory {
     /// FPGA and ASIC cost.
     pub fn cost(&self, c: &FpgaCoeffs, w: &Weights) -> Cost {
         let (f, bram36) = self.features(w);
-        let luts = c.rom * f.rom_luts
-            + c.rom_deep * f.rom_deep_luts
-            + c.add * f.add_bits
-            + c.csa * f.csa_bits
-            + c.mux * f.mux_bits;
-        let ffs = c.ff * f.register_bits;
+        let luts = c.luts(&f);
+        let ffs = c.ffs(&f);
         let carry4: u64 = self.adders.iter().map(|(w, n)| w.div_ceil(4) * n).sum();
         let dsp: u64 = self.multipliers.iter().map(Multiplier::dsp_tiles).sum();
         let area_lut_eq = luts.max(ffs / 2.0) + w.bram36 * bram36 + w.dsp * dsp as f64;

@@ -117,6 +117,19 @@ named_enum!(Arch, "arch");
 named_enum!(Arity, "arity");
 named_enum!(TableMem, "table_mem");
 
+/// Checks an input width against a modulus width: more than `n`, at most 4 x the largest modulus.
+pub(super) fn check_input_width(n: u64, w: u64) -> Result<(), ModredError> {
+    let max = 4 * super::MAX_MODULUS_BITS;
+    if w <= n || w > max {
+        return Err(ModredError::Parameter {
+            name: "input_bits",
+            value: w.to_string(),
+            valid: format!("{} to {max} (more than the modulus width)", n + 1),
+        });
+    }
+    Ok(())
+}
+
 /// One reducer design: architecture, input width and the parameters of the table-based family
 /// (ignored by Barrett and Montgomery).
 #[derive(Debug, Clone, PartialEq)]

@@ -52,17 +52,11 @@ fn to_limbs(x: &BigUint, limbs: usize) -> Vec<u64> {
 }
 
 fn build_table(q: &BigUint, group: Group, limbs: usize) -> Table {
-    let base = (BigUint::from(1u32) << group.lsb) % q;
-    let count = 1usize << group.bits;
-    let mut entries = Vec::with_capacity(count * limbs);
-    let mut e = BigUint::ZERO;
-    for _ in 0..count {
-        entries.extend(to_limbs(&e, limbs));
-        e += &base;
-        if e >= *q {
-            e -= q;
-        }
-    }
+    let entries = group
+        .entries(q)
+        .iter()
+        .flat_map(|e| to_limbs(e, limbs))
+        .collect();
     Table { group, entries }
 }
 

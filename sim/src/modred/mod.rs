@@ -29,8 +29,9 @@ pub use baseline::{BarrettPlan, MontgomeryPlan};
 pub use design::{Arch, Arity, DesignSpec, TableMem, MAX_GROUP_BITS, MAX_OVERFLOW_BITS};
 pub use func::Reducer;
 pub use modulus::{
-    is_probable_prime, ntt_prime, parse_number, presets_text, random_prime, Modulus,
-    MAX_MODULUS_BITS, MIN_MODULUS_BITS, NTT_TWO_ADICITY, PRESET_WIDTHS, RANDOM_PRIME_SEED,
+    edge_cases, is_probable_prime, ntt_prime, parse_number, presets_text, random_bits,
+    random_prime, Modulus, MAX_MODULUS_BITS, MIN_MODULUS_BITS, NTT_TWO_ADICITY, PRESET_WIDTHS,
+    RANDOM_PRIME_SEED,
 };
 pub use plan::{Fusion, Group, IterPlan, LutPlan, Plan, Round, Tree, TreeLevel, TreeNode};
 

@@ -107,15 +107,49 @@ pub fn parse_number(text: &str) -> Result<BigUint, ModredError> {
     BigUint::parse_bytes(digits.as_bytes(), radix).ok_or_else(bad)
 }
 
+/// A uniformly random number below `2^bits` from `rng`.
+pub fn random_bits(rng: &mut impl RngCore, bits: u64) -> BigUint {
+    let digits: Vec<u32> = (0..bits.div_ceil(32)).map(|_| rng.next_u32()).collect();
+    BigUint::new(digits) & ((BigUint::one() << bits) - 1u32)
+}
+
+/// The inputs every reducer test starts from, those of at most `w` bits among: 0, 1, q-1, q,
+/// q+1, 2q, 2^n-1, 2^n, 2^w-1, 2^w-2, the largest multiple of q below 2^w, one less, and the
+/// multiple before it.
+pub fn edge_cases(q: &BigUint, w: u64) -> Vec<BigUint> {
+    let n = q.bits();
+    let one = BigUint::one();
+    let top = (&one << w) - 1u32;
+    let kq = &top / q * q;
+    let mut v = vec![
+        BigUint::ZERO,
+        one.clone(),
+        q - 1u32,
+        q.clone(),
+        q + 1u32,
+        q * 2u32,
+        (&one << n) - 1u32,
+        &one << n,
+        top.clone(),
+        &top - 1u32,
+        kq.clone(),
+        &kq - 1u32,
+        &kq - q,
+    ];
+    v.retain(|x| x.bits() <= w);
+    v
+}
+
 /// Miller-Rabin with the first `rounds` prime bases after trial division by the small primes:
 /// deterministic, never wrong for a prime, wrong for a composite with probability at most
 /// 4^-rounds (and in practice far less).
 pub fn is_probable_prime(n: &BigUint, rounds: usize) -> bool {
-    let small = small_primes(2000);
+    static SMALL: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| small_primes(2000));
     if *n < BigUint::from(2u32) {
         return false;
     }
-    for &p in &small {
+    for &p in small {
         let p = BigUint::from(p);
         if *n == p {
             return true;
@@ -187,9 +221,7 @@ pub fn ntt_prime(bits: u64) -> Result<BigUint, ModredError> {
 pub fn random_prime(bits: u64, seed: u64) -> BigUint {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ bits.rotate_left(32));
     loop {
-        let digits: Vec<u32> = (0..bits.div_ceil(32)).map(|_| rng.next_u32()).collect();
-        let draw = BigUint::new(digits) & ((BigUint::one() << bits) - 1u32);
-        let mut q = draw | (BigUint::one() << (bits - 1)) | BigUint::one();
+        let mut q = random_bits(&mut rng, bits) | (BigUint::one() << (bits - 1)) | BigUint::one();
         while q.bits() == bits {
             if is_probable_prime(&q, 8) {
                 return q;

@@ -6,7 +6,7 @@
 use num_bigint::BigUint;
 use num_traits::{One, ToPrimitive};
 
-use super::design::{Arch, Arity, DesignSpec, TableMem, MAX_OVERFLOW_BITS};
+use super::design::{check_input_width, Arch, Arity, DesignSpec, TableMem, MAX_OVERFLOW_BITS};
 use super::{ModredError, Modulus};
 
 /// A group of input bits that indexes one table: `T[g] = (g 2^lsb) mod q`.
@@ -16,6 +16,25 @@ pub struct Group {
     pub lsb: u64,
     /// Width of the group (the table has `2^bits` entries).
     pub bits: u32,
+}
+
+impl Group {
+    /// The table's entries, `(g 2^lsb) mod q` for `g = 0 .. 2^bits`, each from the previous one
+    /// by one modular addition.
+    pub fn entries(&self, q: &BigUint) -> Vec<BigUint> {
+        let base = (BigUint::one() << self.lsb) % q;
+        let mut e = BigUint::ZERO;
+        (0..1u64 << self.bits)
+            .map(|_| {
+                let v = e.clone();
+                e += &base;
+                if e >= *q {
+                    e -= q;
+                }
+                v
+            })
+            .collect()
+    }
 }
 
 /// One operation of an adder-tree level, on operands of the previous level (by index).
@@ -263,17 +282,7 @@ impl Plan {
         let q = m.value().clone();
         let n = m.bits();
         let w = d.input_bits;
-        if w <= n || w > 4 * super::MAX_MODULUS_BITS {
-            return Err(ModredError::Parameter {
-                name: "input_bits",
-                value: w.to_string(),
-                valid: format!(
-                    "{} to {} (more than the modulus width)",
-                    n + 1,
-                    4 * super::MAX_MODULUS_BITS
-                ),
-            });
-        }
+        check_input_width(n, w)?;
         let upper = w - n;
         let lut_bits = match d.arch {
             Arch::Lut => upper,
@@ -423,19 +432,5 @@ impl Plan {
         let l = self.lut.iter().flat_map(|l| l.groups.iter());
         let i = self.iter.iter().flat_map(|i| i.groups.iter());
         l.chain(i)
-    }
-
-    /// Bits of table contents (entries times width; tables are `n` bits wide), overflow tables
-    /// included.
-    pub fn table_bits(&self) -> u64 {
-        let n = self.n;
-        let main: u64 = self.all_groups().map(|g| (1u64 << g.bits) * n).sum();
-        let rounds: u64 = self
-            .rounds
-            .iter()
-            .flat_map(|r| r.groups.iter())
-            .map(|g| (1u64 << g.bits) * n)
-            .sum();
-        main + rounds
     }
 }
