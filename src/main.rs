@@ -3,6 +3,7 @@
 //! The binary only parses arguments, wires the model registry to the engine and prints; the
 //! work is in the `dse` and `models` crates. Every error exits with status 2 (interrupted runs
 //! with 130) after printing its cause chain.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

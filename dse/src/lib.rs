@@ -6,6 +6,7 @@
 //! [`journal`], resumes by skipping what the journal holds, and finishes with the points table
 //! ([`results`]), Pareto analysis ([`pareto`], [`hypervolume`]) and a [`report`]. The engine
 //! knows nothing of any simulator: the `models` crate implements models and registers them.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod benchmarks;

@@ -4,6 +4,7 @@
 //! [`registry`] is the one place where models are registered by name; the CLI looks them up
 //! there. The engine's benchmark problems (ZDT1-3, DTLZ2, trivial) are registered too, so every
 //! sweep feature can be tried without any hardware model.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use dse::Registry;

@@ -4,6 +4,7 @@
 //!
 //! Designs are built as syntax trees, never by gluing strings, so that every emitted module is
 //! well formed by construction and snapshot tests compare whole modules.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod ast;

@@ -5,6 +5,7 @@
 //!   inventories.
 //!
 //! The ReRAM, PCIe and sequence-parallel attention simulators arrive with their issues.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod modred;

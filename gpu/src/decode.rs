@@ -1,0 +1,694 @@
+//! Decode attention on the GPU: one query token per sequence over a long KV cache, split-KV
+//! (flash-decoding) with log-sum-exp merging, over an fp16/bf16 cache or a product-quantized one
+//! (with an fp16 window of the most recent tokens).
+
+use crate::attention::{download, random_elems, upload};
+use crate::device::Gpu;
+use crate::kernels::Source;
+use crate::pq::{Codebook, CENTROIDS};
+use crate::reference::{attention_row, ErrorStats};
+use crate::{Dtype, GpuError, Result};
+use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Shape of a decode step. Q: `[batch, heads, head_dim]`; cache K, V:
+/// `[batch, kv_heads, len, head_dim]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct DecodeProblem {
+    /// Sequences.
+    pub batch: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (divides `heads`).
+    pub kv_heads: usize,
+    /// Cached tokens per sequence.
+    pub len: usize,
+    /// Head dimension (64 or 128).
+    pub head_dim: usize,
+    /// Element type.
+    pub dtype: Dtype,
+}
+
+impl DecodeProblem {
+    /// Checks what the kernels support.
+    pub fn validate(&self) -> Result<()> {
+        if ![64, 128].contains(&self.head_dim) {
+            return Err(GpuError::unsupported(
+                "head_dim",
+                format!("{} (valid: 64, 128)", self.head_dim),
+            ));
+        }
+        if self.kv_heads == 0
+            || !self.heads.is_multiple_of(self.kv_heads)
+            || self.batch == 0
+            || self.len == 0
+        {
+            return Err(GpuError::unsupported("decode shape", format!("{self:?}")));
+        }
+        Ok(())
+    }
+    /// Elements of one cache tensor.
+    pub fn cache_len(&self) -> usize {
+        self.batch * self.kv_heads * self.len * self.head_dim
+    }
+    /// Bytes an fp16 decode step must move: K and V once, Q in, O out.
+    pub fn fp16_bytes(&self) -> f64 {
+        (2 * self.cache_len() * 2 + 2 * 2 * self.batch * self.heads * self.head_dim) as f64
+    }
+    fn scale_log2(&self) -> f32 {
+        (std::f64::consts::LOG2_E / (self.head_dim as f64).sqrt()) as f32
+    }
+}
+
+/// fp64 reference of every (b, h) output row over caches given as f32.
+fn reference_rows(
+    p: &DecodeProblem,
+    q: &[u16],
+    k: &[f32],
+    v: &[f32],
+    len: usize,
+) -> Vec<(Vec<f64>, f64)> {
+    let d = p.head_dim;
+    let group = p.heads / p.kv_heads;
+    (0..p.batch * p.heads)
+        .into_par_iter()
+        .map(|bh| {
+            let (b, h) = (bh / p.heads, bh % p.heads);
+            let base = (b * p.kv_heads + h / group) * len * d;
+            let qr: Vec<f64> = q[bh * d..(bh + 1) * d]
+                .iter()
+                .map(|&x| p.dtype.decode(x) as f64)
+                .collect();
+            attention_row(
+                &qr,
+                &k[base..base + len * d],
+                &v[base..base + len * d],
+                d,
+                0..len,
+                1.0 / (d as f64).sqrt(),
+            )
+        })
+        .collect()
+}
+
+fn compare(p: &DecodeProblem, o: &[u16], want: &[(Vec<f64>, f64)]) -> ErrorStats {
+    let d = p.head_dim;
+    let mut e = ErrorStats::default();
+    for (bh, (w, _)) in want.iter().enumerate() {
+        let got: Vec<f64> = o[bh * d..(bh + 1) * d]
+            .iter()
+            .map(|&x| p.dtype.decode(x) as f64)
+            .collect();
+        e.add(&got, w);
+    }
+    e
+}
+
+/// Host copies of a decode problem's inputs.
+pub struct HostDecode {
+    /// Query.
+    pub q: Vec<u16>,
+    /// Key cache.
+    pub k: Vec<u16>,
+    /// Value cache.
+    pub v: Vec<u16>,
+}
+
+impl HostDecode {
+    /// Standard normal inputs.
+    pub fn random(p: &DecodeProblem, seed: u64) -> Self {
+        HostDecode {
+            q: random_elems(p.batch * p.heads * p.head_dim, p.dtype, seed),
+            k: random_elems(p.cache_len(), p.dtype, seed.wrapping_add(1)),
+            v: random_elems(p.cache_len(), p.dtype, seed.wrapping_add(2)),
+        }
+    }
+    /// fp64 reference outputs and log-sum-exps per (b, h).
+    pub fn reference(&self, p: &DecodeProblem) -> Vec<(Vec<f64>, f64)> {
+        let dec = |x: &[u16]| -> Vec<f32> { x.par_iter().map(|&b| p.dtype.decode(b)).collect() };
+        reference_rows(p, &self.q, &dec(&self.k), &dec(&self.v), p.len)
+    }
+}
+
+/// Split-KV decode over a 16-bit cache on the device.
+pub struct Fp16Decode {
+    /// Query.
+    pub q: CudaSlice<u16>,
+    /// Key cache.
+    pub k: CudaSlice<u16>,
+    /// Value cache.
+    pub v: CudaSlice<u16>,
+    lens: CudaSlice<i32>,
+    part_o: CudaSlice<f32>,
+    part_lse: CudaSlice<f32>,
+    /// Output `[batch, heads, head_dim]`.
+    pub o: CudaSlice<u16>,
+    /// Log-sum-exp `[batch, heads]`.
+    pub lse: CudaSlice<f32>,
+    /// Number of KV splits.
+    pub splits: usize,
+}
+
+fn alloc<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    gpu: &Gpu,
+    n: usize,
+    what: &str,
+) -> Result<CudaSlice<T>> {
+    gpu.stream
+        .alloc_zeros::<T>(n.max(1))
+        .map_err(|e| GpuError::driver(format!("alloc {what}"), e))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_split(
+    gpu: &Gpu,
+    p: &DecodeProblem,
+    q: &CudaSlice<u16>,
+    k: &CudaSlice<u16>,
+    v: &CudaSlice<u16>,
+    capacity: usize,
+    lens: &CudaSlice<i32>,
+    chunk: usize,
+    grid_splits: usize,
+    slot_base: usize,
+    slots: usize,
+    part_o: &mut CudaSlice<f32>,
+    part_lse: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let defs = [
+        ("HEAD_DIM", p.head_dim as i64),
+        ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
+    ];
+    let f = gpu.function(Source::Decode, &defs, "decode_split")?;
+    let (h, hkv, cap, ch, sb, sl) = (
+        p.heads as i32,
+        p.kv_heads as i32,
+        capacity as i32,
+        chunk as i32,
+        slot_base as i32,
+        slots as i32,
+    );
+    let sc = p.scale_log2();
+    let cfg = LaunchConfig {
+        grid_dim: (grid_splits as u32, p.heads as u32, p.batch as u32),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: argument order and types match decode_split; the caches hold
+    // batch * kv_heads * capacity rows, the partial buffers batch * heads * slots slots.
+    unsafe {
+        gpu.stream
+            .launch_builder(&f)
+            .arg(q)
+            .arg(k)
+            .arg(v)
+            .arg(part_o)
+            .arg(part_lse)
+            .arg(&h)
+            .arg(&hkv)
+            .arg(&cap)
+            .arg(lens)
+            .arg(&ch)
+            .arg(&sb)
+            .arg(&sl)
+            .arg(&sc)
+            .launch(cfg)
+            .map_err(|e| GpuError::driver("decode_split", e))?;
+    }
+    Ok(())
+}
+
+fn launch_combine(
+    gpu: &Gpu,
+    p: &DecodeProblem,
+    part_o: &CudaSlice<f32>,
+    part_lse: &CudaSlice<f32>,
+    slots: usize,
+    o: &mut CudaSlice<u16>,
+    lse: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let defs = [
+        ("HEAD_DIM", p.head_dim as i64),
+        ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
+    ];
+    let f = gpu.function(Source::Decode, &defs, "decode_combine")?;
+    let (h, sl) = (p.heads as i32, slots as i32);
+    let cfg = LaunchConfig {
+        grid_dim: (p.heads as u32, p.batch as u32, 1),
+        block_dim: (p.head_dim as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: argument order and types match decode_combine; buffers sized for `p` and `slots`.
+    unsafe {
+        gpu.stream
+            .launch_builder(&f)
+            .arg(part_o)
+            .arg(part_lse)
+            .arg(o)
+            .arg(lse)
+            .arg(&h)
+            .arg(&sl)
+            .launch(cfg)
+            .map_err(|e| GpuError::driver("decode_combine", e))?;
+    }
+    Ok(())
+}
+
+impl Fp16Decode {
+    /// Uploads the inputs and sizes the partial buffers for `splits` splits.
+    pub fn new(gpu: &Gpu, p: &DecodeProblem, h: &HostDecode, splits: usize) -> Result<Self> {
+        p.validate()?;
+        let splits = splits.clamp(1, p.len);
+        Ok(Fp16Decode {
+            q: upload(gpu, &h.q, "q")?,
+            k: upload(gpu, &h.k, "K cache")?,
+            v: upload(gpu, &h.v, "V cache")?,
+            lens: upload(gpu, &vec![p.len as i32; p.batch], "lens")?,
+            part_o: alloc(
+                gpu,
+                p.batch * p.heads * splits * p.head_dim,
+                "partial outputs",
+            )?,
+            part_lse: alloc(gpu, p.batch * p.heads * splits, "partial lse")?,
+            o: alloc(gpu, p.batch * p.heads * p.head_dim, "output")?,
+            lse: alloc(gpu, p.batch * p.heads, "lse")?,
+            splits,
+        })
+    }
+    /// Enqueues the split kernel and the merge.
+    pub fn launch(&mut self, gpu: &Gpu, p: &DecodeProblem) -> Result<()> {
+        let chunk = p.len.div_ceil(self.splits);
+        launch_split(
+            gpu,
+            p,
+            &self.q,
+            &self.k,
+            &self.v,
+            p.len,
+            &self.lens,
+            chunk,
+            self.splits,
+            0,
+            self.splits,
+            &mut self.part_o,
+            &mut self.part_lse,
+        )?;
+        launch_combine(
+            gpu,
+            p,
+            &self.part_o,
+            &self.part_lse,
+            self.splits,
+            &mut self.o,
+            &mut self.lse,
+        )
+    }
+    /// Downloads the output and compares it with `want` (from [`HostDecode::reference`]).
+    pub fn check(
+        &self,
+        gpu: &Gpu,
+        p: &DecodeProblem,
+        want: &[(Vec<f64>, f64)],
+    ) -> Result<ErrorStats> {
+        let o = download(gpu, &self.o, "decode output")?;
+        Ok(compare(p, &o, want))
+    }
+}
+
+/// A product-quantized cache on the host: the first `len - window` tokens as codes, the last
+/// `window` tokens in the element type.
+pub struct PqCache {
+    /// Subspaces.
+    pub m: usize,
+    /// Recent tokens kept unquantized.
+    pub window: usize,
+    /// Key codes `[batch, kv_heads, len - window, m]`.
+    pub codes_k: Vec<u8>,
+    /// Value codes, same layout.
+    pub codes_v: Vec<u8>,
+    /// Key codebooks, one per KV head: `[kv_heads][m][256][dsub]` (element type).
+    pub cb_k: Vec<u16>,
+    /// Value codebooks.
+    pub cb_v: Vec<u16>,
+    /// Window keys `[batch, kv_heads, window, head_dim]`.
+    pub win_k: Vec<u16>,
+    /// Window values.
+    pub win_v: Vec<u16>,
+}
+
+impl PqCache {
+    /// Quantized tokens per sequence.
+    pub fn quantized(&self, p: &DecodeProblem) -> usize {
+        p.len - self.window
+    }
+
+    fn check_shape(p: &DecodeProblem, m: usize, window: usize) -> Result<()> {
+        p.validate()?;
+        if ![16, 32, 64].contains(&m) || !p.head_dim.is_multiple_of(m) {
+            return Err(GpuError::unsupported(
+                "pq subspaces",
+                format!("{m} (valid: 16, 32, 64)"),
+            ));
+        }
+        if window >= p.len {
+            return Err(GpuError::unsupported(
+                "pq window",
+                format!("{window} must be below the context {}", p.len),
+            ));
+        }
+        Ok(())
+    }
+
+    fn split_window(p: &DecodeProblem, h: &[u16], window: usize) -> (Vec<u16>, Vec<u16>) {
+        let (d, lq) = (p.head_dim, p.len - window);
+        let mut old = Vec::with_capacity(p.batch * p.kv_heads * lq * d);
+        let mut win = Vec::with_capacity(p.batch * p.kv_heads * window * d);
+        for bh in 0..p.batch * p.kv_heads {
+            let s = &h[bh * p.len * d..(bh + 1) * p.len * d];
+            old.extend_from_slice(&s[..lq * d]);
+            win.extend_from_slice(&s[lq * d..]);
+        }
+        (old, win)
+    }
+
+    /// Quantizes `h`'s cache: per KV head, codebooks trained by k-means (`iters` Lloyd
+    /// iterations) on that head's tokens, every older token encoded.
+    pub fn encode(
+        p: &DecodeProblem,
+        h: &HostDecode,
+        m: usize,
+        window: usize,
+        iters: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Self::check_shape(p, m, window)?;
+        let (d, lq) = (p.head_dim, p.len - window);
+        let (old_k, win_k) = Self::split_window(p, &h.k, window);
+        let (old_v, win_v) = Self::split_window(p, &h.v, window);
+        let mut cb_k = Vec::new();
+        let mut cb_v = Vec::new();
+        let mut books_k = Vec::new();
+        let mut books_v = Vec::new();
+        for hk in 0..p.kv_heads {
+            let gather = |src: &[u16]| -> Vec<f32> {
+                (0..p.batch)
+                    .flat_map(|b| {
+                        let base = (b * p.kv_heads + hk) * lq * d;
+                        src[base..base + lq * d]
+                            .iter()
+                            .map(|&x| p.dtype.decode(x))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            let bk = Codebook::train(&gather(&old_k), d, m, iters, seed ^ hk as u64);
+            let bv = Codebook::train(&gather(&old_v), d, m, iters, seed ^ (hk as u64 + 1000));
+            cb_k.extend(bk.centroids.iter().map(|&x| p.dtype.encode(x)));
+            cb_v.extend(bv.centroids.iter().map(|&x| p.dtype.encode(x)));
+            books_k.push(bk);
+            books_v.push(bv);
+        }
+        let mut codes_k = Vec::with_capacity(p.batch * p.kv_heads * lq * m);
+        let mut codes_v = Vec::with_capacity(p.batch * p.kv_heads * lq * m);
+        for bh in 0..p.batch * p.kv_heads {
+            let hk = bh % p.kv_heads;
+            let dec = |src: &[u16]| -> Vec<f32> {
+                src[bh * lq * d..(bh + 1) * lq * d]
+                    .iter()
+                    .map(|&x| p.dtype.decode(x))
+                    .collect()
+            };
+            codes_k.extend(books_k[hk].encode(&dec(&old_k)));
+            codes_v.extend(books_v[hk].encode(&dec(&old_v)));
+        }
+        Ok(PqCache {
+            m,
+            window,
+            codes_k,
+            codes_v,
+            cb_k,
+            cb_v,
+            win_k,
+            win_v,
+        })
+    }
+
+    /// A cache with uniformly random codes and random normal codebooks: the timing workload
+    /// (the kernel's work does not depend on the values), checked like any other.
+    pub fn random(p: &DecodeProblem, m: usize, window: usize, seed: u64) -> Result<Self> {
+        Self::check_shape(p, m, window)?;
+        let lq = p.len - window;
+        let ncodes = p.batch * p.kv_heads * lq * m;
+        let codes = |s: u64| -> Vec<u8> {
+            let mut out = vec![0u8; ncodes];
+            out.par_chunks_mut(1 << 16)
+                .enumerate()
+                .for_each(|(c, dst)| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(
+                        s ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    );
+                    rng.fill(dst);
+                });
+            out
+        };
+        let ncb = p.kv_heads * m * CENTROIDS * (p.head_dim / m);
+        let nwin = p.batch * p.kv_heads * window * p.head_dim;
+        Ok(PqCache {
+            m,
+            window,
+            codes_k: codes(seed),
+            codes_v: codes(seed + 1),
+            cb_k: random_elems(ncb, p.dtype, seed + 2),
+            cb_v: random_elems(ncb, p.dtype, seed + 3),
+            win_k: random_elems(nwin, p.dtype, seed + 4),
+            win_v: random_elems(nwin, p.dtype, seed + 5),
+        })
+    }
+
+    /// The cache the kernel attends over, dequantized to f32 `[batch, kv_heads, len, head_dim]`.
+    pub fn dequantize(&self, p: &DecodeProblem) -> (Vec<f32>, Vec<f32>) {
+        let (d, lq, m) = (p.head_dim, p.len - self.window, self.m);
+        let dsub = d / m;
+        let deq = |codes: &[u8], cb: &[u16], win: &[u16]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(p.cache_len());
+            for bh in 0..p.batch * p.kv_heads {
+                let hk = bh % p.kv_heads;
+                for t in 0..lq {
+                    for s in 0..m {
+                        let c = codes[(bh * lq + t) * m + s] as usize;
+                        let o = ((hk * m + s) * CENTROIDS + c) * dsub;
+                        out.extend(cb[o..o + dsub].iter().map(|&x| p.dtype.decode(x)));
+                    }
+                }
+                out.extend(
+                    win[bh * self.window * d..(bh + 1) * self.window * d]
+                        .iter()
+                        .map(|&x| p.dtype.decode(x)),
+                );
+            }
+            out
+        };
+        (
+            deq(&self.codes_k, &self.cb_k, &self.win_k),
+            deq(&self.codes_v, &self.cb_v, &self.win_v),
+        )
+    }
+
+    /// fp64 reference of attention over the dequantized cache (what the kernel computes).
+    pub fn reference(&self, p: &DecodeProblem, q: &[u16]) -> Vec<(Vec<f64>, f64)> {
+        let (k, v) = self.dequantize(p);
+        reference_rows(p, q, &k, &v, p.len)
+    }
+
+    /// Bytes a PQ decode step must move: both code arrays, the window, the codebooks once per
+    /// KV head, Q and O.
+    pub fn bytes(&self, p: &DecodeProblem) -> f64 {
+        (self.codes_k.len()
+            + self.codes_v.len()
+            + 2 * (self.win_k.len() + self.win_v.len() + self.cb_k.len() + self.cb_v.len())
+            + 4 * p.batch * p.heads * p.head_dim) as f64
+    }
+}
+
+/// PQ decode on the device.
+pub struct PqDecode {
+    q: CudaSlice<u16>,
+    codes_k: CudaSlice<u8>,
+    codes_v: CudaSlice<u8>,
+    cb_k: CudaSlice<u16>,
+    cb_v: CudaSlice<u16>,
+    win_k: CudaSlice<u16>,
+    win_v: CudaSlice<u16>,
+    lens: CudaSlice<i32>,
+    win_lens: CudaSlice<i32>,
+    part_o: CudaSlice<f32>,
+    part_lse: CudaSlice<f32>,
+    /// Output `[batch, heads, head_dim]`.
+    pub o: CudaSlice<u16>,
+    /// Log-sum-exp.
+    pub lse: CudaSlice<f32>,
+    m: usize,
+    window: usize,
+    /// Splits of the quantized part.
+    pub splits: usize,
+    /// Threads per block of the PQ kernel (256, 512 or 1024).
+    pub threads: usize,
+}
+
+/// Keys per sub-chunk in the PQ kernel (PQ_SUB in decode.cu).
+const PQ_SUB: usize = 512;
+
+impl PqDecode {
+    /// Uploads a PQ cache and the query.
+    pub fn new(
+        gpu: &Gpu,
+        p: &DecodeProblem,
+        q: &[u16],
+        c: &PqCache,
+        splits: usize,
+        threads: usize,
+    ) -> Result<Self> {
+        if ![256, 512, 1024].contains(&threads) {
+            return Err(GpuError::unsupported(
+                "pq threads",
+                format!("{threads} (valid: 256, 512, 1024)"),
+            ));
+        }
+        let lq = c.quantized(p);
+        let splits = splits.clamp(1, lq.max(1));
+        let slots = splits + 1;
+        Ok(PqDecode {
+            q: upload(gpu, q, "q")?,
+            codes_k: upload(gpu, &c.codes_k, "key codes")?,
+            codes_v: upload(gpu, &c.codes_v, "value codes")?,
+            cb_k: upload(gpu, &c.cb_k, "key codebooks")?,
+            cb_v: upload(gpu, &c.cb_v, "value codebooks")?,
+            win_k: upload(
+                gpu,
+                if c.window > 0 { &c.win_k } else { &[0u16][..] },
+                "window keys",
+            )?,
+            win_v: upload(
+                gpu,
+                if c.window > 0 { &c.win_v } else { &[0u16][..] },
+                "window values",
+            )?,
+            lens: upload(gpu, &vec![lq as i32; p.batch], "lens")?,
+            win_lens: upload(gpu, &vec![c.window as i32; p.batch], "window lens")?,
+            part_o: alloc(
+                gpu,
+                p.batch * p.heads * slots * p.head_dim,
+                "partial outputs",
+            )?,
+            part_lse: alloc(gpu, p.batch * p.heads * slots, "partial lse")?,
+            o: alloc(gpu, p.batch * p.heads * p.head_dim, "output")?,
+            lse: alloc(gpu, p.batch * p.heads, "lse")?,
+            m: c.m,
+            window: c.window,
+            splits,
+            threads,
+        })
+    }
+
+    /// Dynamic shared memory of the PQ kernel.
+    pub fn smem_bytes(m: usize, head_dim: usize) -> usize {
+        m * CENTROIDS * 4 + CENTROIDS * head_dim * 2 + PQ_SUB * 4 + PQ_SUB * m
+    }
+
+    /// Enqueues the PQ kernel, the window (fp16 split kernel into the last slot) and the merge.
+    pub fn launch(&mut self, gpu: &Gpu, p: &DecodeProblem) -> Result<()> {
+        let lq = p.len - self.window;
+        let slots = self.splits + 1;
+        let chunk = lq.div_ceil(self.splits);
+        let defs = [
+            ("HEAD_DIM", p.head_dim as i64),
+            ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
+            ("PQ_M", self.m as i64),
+            ("PQ_THREADS", self.threads as i64),
+        ];
+        let f = gpu.function(Source::Decode, &defs, "decode_pq")?;
+        let smem = Self::smem_bytes(self.m, p.head_dim);
+        f.set_attribute(
+            FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            smem as i32,
+        )
+        .map_err(|e| GpuError::driver("raising the shared-memory limit", e))?;
+        let (h, hkv, cap, ch, sl) = (
+            p.heads as i32,
+            p.kv_heads as i32,
+            lq as i32,
+            chunk as i32,
+            slots as i32,
+        );
+        let sc = p.scale_log2();
+        let cfg = LaunchConfig {
+            grid_dim: (self.splits as u32, p.heads as u32, p.batch as u32),
+            block_dim: (self.threads as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: argument order and types match decode_pq; codes hold batch * kv_heads * lq * m
+        // bytes, codebooks kv_heads * 256 * head_dim elements, partials batch * heads * slots.
+        unsafe {
+            gpu.stream
+                .launch_builder(&f)
+                .arg(&self.q)
+                .arg(&self.codes_k)
+                .arg(&self.codes_v)
+                .arg(&self.cb_k)
+                .arg(&self.cb_v)
+                .arg(&mut self.part_o)
+                .arg(&mut self.part_lse)
+                .arg(&h)
+                .arg(&hkv)
+                .arg(&cap)
+                .arg(&self.lens)
+                .arg(&ch)
+                .arg(&sl)
+                .arg(&sc)
+                .launch(cfg)
+                .map_err(|e| GpuError::driver("decode_pq", e))?;
+        }
+        // The window always writes its slot (an empty window writes lse = -inf).
+        launch_split(
+            gpu,
+            p,
+            &self.q,
+            &self.win_k,
+            &self.win_v,
+            self.window.max(1),
+            &self.win_lens,
+            self.window.max(1),
+            1,
+            self.splits,
+            slots,
+            &mut self.part_o,
+            &mut self.part_lse,
+        )?;
+        launch_combine(
+            gpu,
+            p,
+            &self.part_o,
+            &self.part_lse,
+            slots,
+            &mut self.o,
+            &mut self.lse,
+        )
+    }
+
+    /// Downloads the output and compares it with `want`.
+    pub fn check(
+        &self,
+        gpu: &Gpu,
+        p: &DecodeProblem,
+        want: &[(Vec<f64>, f64)],
+    ) -> Result<ErrorStats> {
+        let o = download(gpu, &self.o, "pq decode output")?;
+        Ok(compare(p, &o, want))
+    }
+}

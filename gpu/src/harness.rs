@@ -1,0 +1,228 @@
+//! Measurement done right: warm-up, CUDA events around each repetition, the median of many
+//! repetitions, an L2 flush before each (or rotating input sets), outputs poisoned before runs.
+
+use crate::device::Gpu;
+use crate::kernels::Source;
+use crate::{GpuError, Result};
+use cudarc::driver::sys::CUevent_flags;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+
+/// How to time.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingConfig {
+    /// Untimed runs first (module load, caches, clocks).
+    pub warmup: usize,
+    /// Timed repetitions; the median is reported.
+    pub reps: usize,
+    /// Overwrite a buffer twice the L2 size before every repetition.
+    pub flush_l2: bool,
+}
+
+impl Default for TimingConfig {
+    fn default() -> Self {
+        TimingConfig {
+            warmup: 10,
+            reps: 50,
+            flush_l2: true,
+        }
+    }
+}
+
+/// Summary of the timed repetitions, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timing {
+    /// Median.
+    pub median_us: f64,
+    /// 10th percentile.
+    pub p10_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// Fastest repetition.
+    pub min_us: f64,
+    /// Number of repetitions.
+    pub reps: usize,
+}
+
+impl Timing {
+    /// Summarises samples (any order).
+    pub fn from_samples(mut us: Vec<f64>) -> Timing {
+        us.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            if us.is_empty() {
+                f64::NAN
+            } else {
+                us[((us.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        Timing {
+            median_us: q(0.5),
+            p10_us: q(0.1),
+            p90_us: q(0.9),
+            min_us: q(0.0),
+            reps: us.len(),
+        }
+    }
+}
+
+/// Device-side helpers: poisoning, flushing, the copy-bandwidth probe.
+pub struct Harness<'g> {
+    gpu: &'g Gpu,
+    flush: Option<CudaSlice<u32>>,
+}
+
+fn grid_for(gpu: &Gpu, n: u64) -> LaunchConfig {
+    let blocks = (n.div_ceil(256)).min(gpu.info.sms as u64 * 16).max(1) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl<'g> Harness<'g> {
+    /// A harness on `gpu`; allocates the L2 flush buffer (twice the L2 size).
+    pub fn new(gpu: &'g Gpu) -> Result<Self> {
+        let words = (2 * gpu.info.l2_bytes.max(1 << 20) / 4) as usize;
+        let flush = gpu
+            .stream
+            .alloc_zeros::<u32>(words)
+            .map_err(|e| GpuError::driver("allocating the L2 flush buffer", e))?;
+        Ok(Harness {
+            gpu,
+            flush: Some(flush),
+        })
+    }
+
+    /// Fills `buf` (viewed as 32-bit words) with `pattern`: all-ones is NaN in fp16, bf16 and
+    /// fp32, so an element the kernel fails to write is caught.
+    pub fn poison<T>(&self, buf: &mut CudaSlice<T>, pattern: u32) -> Result<()> {
+        let bytes = buf.num_bytes() as u64;
+        if !bytes.is_multiple_of(4) {
+            return Err(GpuError::Check(format!(
+                "cannot poison a buffer of {bytes} bytes"
+            )));
+        }
+        let n = bytes / 4;
+        let f = self.gpu.function(Source::Copy, &[], "fill_u32")?;
+        #[allow(unsafe_code)]
+        // SAFETY: fill_u32 writes exactly n 32-bit words into buf, which holds n words.
+        unsafe {
+            let mut view = buf.as_view_mut();
+            let mut words = view
+                .transmute_mut::<u32>(n as usize)
+                .ok_or_else(|| GpuError::Check("poison: buffer view".into()))?;
+            self.gpu
+                .stream
+                .launch_builder(&f)
+                .arg(&mut words)
+                .arg(&pattern)
+                .arg(&n)
+                .launch(grid_for(self.gpu, n))
+                .map_err(|e| GpuError::driver("fill_u32", e))?;
+        }
+        Ok(())
+    }
+
+    /// Evicts the L2 cache by overwriting a buffer twice its size.
+    pub fn flush_l2(&mut self) -> Result<()> {
+        let mut buf = self.flush.take().expect("flush buffer");
+        let r = self.poison(&mut buf, 0x5a5a_5a5a);
+        self.flush = Some(buf);
+        r
+    }
+
+    /// Times `run` (which only enqueues work on the GPU's stream): `warmup` untimed calls, then
+    /// `reps` calls each bracketed by CUDA events, optionally after an L2 flush.
+    pub fn time(
+        &mut self,
+        cfg: &TimingConfig,
+        mut run: impl FnMut() -> Result<()>,
+    ) -> Result<Timing> {
+        for _ in 0..cfg.warmup {
+            run()?;
+        }
+        self.gpu.sync()?;
+        let mut samples = Vec::with_capacity(cfg.reps);
+        let ev = |_| {
+            self.gpu
+                .ctx
+                .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| GpuError::driver("creating an event", e))
+        };
+        let starts: Vec<_> = (0..cfg.reps).map(ev).collect::<Result<_>>()?;
+        let ends: Vec<_> = (0..cfg.reps).map(ev).collect::<Result<_>>()?;
+        for i in 0..cfg.reps {
+            if cfg.flush_l2 {
+                self.flush_l2()?;
+            }
+            starts[i]
+                .record(&self.gpu.stream)
+                .map_err(|e| GpuError::driver("event record", e))?;
+            run()?;
+            ends[i]
+                .record(&self.gpu.stream)
+                .map_err(|e| GpuError::driver("event record", e))?;
+        }
+        self.gpu.sync()?;
+        for i in 0..cfg.reps {
+            let ms = starts[i]
+                .elapsed_ms(&ends[i])
+                .map_err(|e| GpuError::driver("event elapsed time", e))?;
+            samples.push(ms as f64 * 1e3);
+        }
+        Ok(Timing::from_samples(samples))
+    }
+
+    /// Measures the device-to-device copy bandwidth (bytes read + written per second) over a
+    /// buffer of `bytes`: the ceiling memory-bound kernels are quoted against.
+    pub fn copy_bandwidth(&mut self, bytes: usize, cfg: &TimingConfig) -> Result<(f64, Timing)> {
+        let n = (bytes / 16) as u64;
+        let src = self
+            .gpu
+            .stream
+            .alloc_zeros::<u32>(n as usize * 4)
+            .map_err(|e| GpuError::driver("alloc copy src", e))?;
+        let mut dst = self
+            .gpu
+            .stream
+            .alloc_zeros::<u32>(n as usize * 4)
+            .map_err(|e| GpuError::driver("alloc copy dst", e))?;
+        let f = self.gpu.function(Source::Copy, &[], "copy_u4")?;
+        let gpu = self.gpu;
+        let cfg_launch = LaunchConfig {
+            grid_dim: (gpu.info.sms * 8, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let t = self.time(cfg, || {
+            #[allow(unsafe_code)]
+            // SAFETY: copy_u4 reads and writes n 16-byte vectors; both buffers hold 4n words.
+            unsafe {
+                gpu.stream
+                    .launch_builder(&f)
+                    .arg(&src)
+                    .arg(&mut dst)
+                    .arg(&n)
+                    .launch(cfg_launch)
+                    .map_err(|e| GpuError::driver("copy_u4", e))?;
+            }
+            Ok(())
+        })?;
+        Ok((2.0 * (n * 16) as f64 / (t.median_us * 1e-6), t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_summary_is_order_statistics() {
+        let t = Timing::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(t.median_us, 3.0);
+        assert_eq!(t.min_us, 1.0);
+        assert_eq!(t.reps, 5);
+        assert!(t.p10_us <= t.median_us && t.median_us <= t.p90_us);
+    }
+}
