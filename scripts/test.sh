@@ -20,6 +20,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
+# NVRTC (CUDA 13's run-time compiler, a PyPI wheel): with it every CUDA kernel variant is
+# compiled to PTX by the tests, on any machine. No GPU is needed; the tests that need one say
+# "skipped: no CUDA device".
+nvrtc_dir="$PWD/target/nvrtc"
+if [ ! -e "$nvrtc_dir/nvidia/cu13/lib/libnvrtc.so.13" ]; then
+  echo "installing NVRTC 13 into $nvrtc_dir"
+  python3 -m pip install -q --no-deps --target "$nvrtc_dir" "nvidia-cuda-nvrtc>=13,<14"
+fi
+export LD_LIBRARY_PATH="$nvrtc_dir/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use dse::config::{self, Study};
 use dse::runner::{self, Progress, RunOptions, Shard};
 
+mod gpu;
 mod modred;
 mod rtl;
 
@@ -90,6 +91,12 @@ enum Command {
     Modred {
         #[command(subcommand)]
         cmd: modred::ModredCmd,
+    },
+    /// GPU measurements: regression checks against the committed baseline, latency-model
+    /// calibration.
+    Gpu {
+        #[command(subcommand)]
+        cmd: gpu::GpuCmd,
     },
     /// Verilog export, synthesis and area-model calibration.
     Rtl {
@@ -229,6 +236,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rtl { cmd } => {
             rtl::run(cmd)?;
+        }
+        Command::Gpu { cmd } => {
+            gpu::run(cmd)?;
         }
         Command::Merge { out, dirs } => {
             let s = dse::merge::merge(&dirs, &out, &registry)?;

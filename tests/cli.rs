@@ -735,3 +735,80 @@ fn rtl_export_simulates_and_synth_reports_counts_and_fmax() {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
 }
+
+#[test]
+fn gpu_regress_flags_slowdowns_and_rejects_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = repo("results/gpu/h100/ours.csv");
+    let same = run_in(dir.path(), &["gpu", "regress", &base, "--baseline", &base]);
+    let (out, err) = text(&same);
+    assert_eq!(same.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("no regression over 10%"), "{out}");
+    // One measurement 20% slower.
+    let text_in = std::fs::read_to_string(&base).unwrap();
+    let mut lines: Vec<String> = text_in.lines().map(String::from).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("decode_fp16,"))
+        .unwrap();
+    let mut f: Vec<String> = lines[i].split(',').map(String::from).collect();
+    let t: f64 = f[13].parse().unwrap();
+    f[13] = format!("{:.3}", t * 1.2);
+    lines[i] = f.join(",");
+    let slow = write(dir.path(), "slow.csv", &(lines.join("\n") + "\n"));
+    let o = run_in(
+        dir.path(),
+        &[
+            "gpu",
+            "regress",
+            slow.to_str().unwrap(),
+            "--baseline",
+            &base,
+        ],
+    );
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("SLOWER") && out.contains("decode_fp16") && out.contains("1 regressions"),
+        "{out}"
+    );
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        &text_in
+            .replacen("attention,dense", "attention,dense,extra", 1)
+            .replace(",1352.", ",fast"),
+    );
+    fails_with(
+        &run_in(
+            dir.path(),
+            &["gpu", "regress", bad.to_str().unwrap(), "--baseline", &base],
+        ),
+        "bad.csv: line",
+    );
+    fails_with(
+        &run_in(dir.path(), &["gpu", "regress", &base, "--threshold=0"]),
+        "--threshold",
+    );
+    fails_with(
+        &run_in(
+            dir.path(),
+            &["gpu", "regress", "missing.csv", "--baseline", &base],
+        ),
+        "missing.csv",
+    );
+}
+
+#[test]
+fn gpu_pq_accuracy_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = write(dir.path(), "acc.csv", "keep me\n");
+    fails_with(
+        &run_in(
+            dir.path(),
+            &["gpu", "pq-accuracy", "--out", out.to_str().unwrap()],
+        ),
+        "never overwritten",
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
+}

@@ -25,6 +25,7 @@ pub mod kernels;
 pub mod mask;
 pub mod pq;
 pub mod reference;
+pub mod results;
 pub mod search;
 
 /// Errors of the GPU crate.

@@ -9,12 +9,13 @@
 
 use dse::Registry;
 
+pub mod attention;
 pub mod modred;
 
 /// Every model archsweep knows, by name.
 pub fn registry() -> Registry {
     let mut r = dse::benchmark_registry();
-    for m in modred::all() {
+    for m in modred::all().into_iter().chain(attention::all()) {
         r.register(m);
     }
     r
@@ -34,6 +35,8 @@ mod tests {
             "modred.lut",
             "modred.barrett",
             "modred.montgomery",
+            "attention.masked",
+            "kvcache.pq",
         ] {
             assert!(r.get(name).is_some(), "{name} missing");
         }
