@@ -130,6 +130,8 @@ fn validate_accepts_the_shipped_configs() {
         "dtlz2",
         "modred_128",
         "modred_8192",
+        "attention_masked",
+        "kvcache_pq",
     ] {
         let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
         let (out, err) = text(&o);
