@@ -85,6 +85,13 @@ pub enum AttnVariant {
         /// Keys per tile (32, 64 or 128).
         block_n: usize,
     },
+    /// Hopper warpgroup-MMA tile kernel (sm_90a): `64 * warpgroups` query rows, `block_n` keys.
+    Wgmma {
+        /// Warpgroups (of 4 warps) per block: 1 or 2.
+        warpgroups: usize,
+        /// Keys per tile (64 or 128).
+        block_n: usize,
+    },
     /// One warp per query row over its key list.
     Rows,
 }
@@ -94,8 +101,67 @@ impl AttnVariant {
     pub fn label(&self) -> String {
         match self {
             AttnVariant::Block { warps, block_n } => format!("block-m{}-n{}", 16 * warps, block_n),
+            AttnVariant::Wgmma {
+                warpgroups,
+                block_n,
+            } => format!("wgmma-m{}-n{}", 64 * warpgroups, block_n),
             AttnVariant::Rows => "rows".into(),
         }
+    }
+    /// Parses a label: "rows", "block-mM-nN" or "wgmma-mM-nN".
+    pub fn parse(label: &str) -> Result<AttnVariant> {
+        if label == "rows" {
+            return Ok(AttnVariant::Rows);
+        }
+        let bad = || {
+            GpuError::Config(format!("variant {label:?} (valid: \"rows\", \"block-mM-nN\" with M in 64, 128 and N in 32, 64, 128, or \"wgmma-mM-nN\" with M, N in 64, 128)"))
+        };
+        if let Some(rest) = label.strip_prefix("wgmma-m") {
+            let (m, n) = rest.split_once("-n").ok_or_else(bad)?;
+            let (m, n): (usize, usize) =
+                (m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+            if ![64, 128].contains(&m) || ![64, 128].contains(&n) {
+                return Err(bad());
+            }
+            return Ok(AttnVariant::Wgmma {
+                warpgroups: m / 64,
+                block_n: n,
+            });
+        }
+        let rest = label.strip_prefix("block-m").ok_or_else(bad)?;
+        let (m, n) = rest.split_once("-n").ok_or_else(bad)?;
+        let (m, n): (usize, usize) = (m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if ![64, 128].contains(&m) || ![32, 64, 128].contains(&n) {
+            return Err(bad());
+        }
+        Ok(AttnVariant::Block {
+            warps: m / 16,
+            block_n: n,
+        })
+    }
+    /// Query rows and keys of a tile (the row-wise kernel has none).
+    pub fn tile(&self) -> Option<(usize, usize)> {
+        match self {
+            AttnVariant::Block { warps, block_n } => Some((16 * warps, *block_n)),
+            AttnVariant::Wgmma {
+                warpgroups,
+                block_n,
+            } => Some((64 * warpgroups, *block_n)),
+            AttnVariant::Rows => None,
+        }
+    }
+    /// The Hopper (sm_90a) variants.
+    pub fn wgmma_candidates() -> Vec<AttnVariant> {
+        let mut v = Vec::new();
+        for warpgroups in [1, 2] {
+            for block_n in [64, 128] {
+                v.push(AttnVariant::Wgmma {
+                    warpgroups,
+                    block_n,
+                });
+            }
+        }
+        v
     }
     /// The block variants the kernel supports for a head dimension.
     pub fn block_candidates(head_dim: usize) -> Vec<AttnVariant> {
@@ -114,6 +180,11 @@ impl AttnVariant {
     pub fn smem_bytes(&self, head_dim: usize) -> usize {
         match self {
             AttnVariant::Block { warps, block_n } => (16 * warps + 4 * block_n) * head_dim * 2,
+            // + 1 KiB to align the swizzle atoms.
+            AttnVariant::Wgmma {
+                warpgroups,
+                block_n,
+            } => (64 * warpgroups + 4 * block_n) * head_dim * 2 + 1024,
             AttnVariant::Rows => 0,
         }
     }
@@ -244,8 +315,9 @@ impl DeviceMask {
         // Empty CSR arrays still need one element on the device.
         let nonempty = |v: &[i32]| if v.is_empty() { vec![0] } else { v.to_vec() };
         match variant {
-            AttnVariant::Block { warps, block_n } => {
-                let lists = TileLists::build(mask, p.batch, p.n_q, p.n_kv, 16 * warps, block_n)?;
+            AttnVariant::Block { .. } | AttnVariant::Wgmma { .. } => {
+                let (bm, bn) = variant.tile().expect("tile variant");
+                let lists = TileLists::build(mask, p.batch, p.n_q, p.n_kv, bm, bn)?;
                 Ok(DeviceMask::Tiles {
                     ptr: upload(gpu, &lists.ptr, "tile offsets")?,
                     idx: upload(gpu, &nonempty(&lists.idx), "tile entries")?,
@@ -286,6 +358,13 @@ pub fn defines(p: &AttnProblem, variant: AttnVariant) -> Vec<(&'static str, i64)
     if let AttnVariant::Block { warps, block_n } = variant {
         d.push(("NWARPS", warps as i64));
         d.push(("BLOCK_N", block_n as i64));
+    } else if let AttnVariant::Wgmma {
+        warpgroups,
+        block_n,
+    } = variant
+    {
+        d.push(("NWG", warpgroups as i64));
+        d.push(("BLOCK_N", block_n as i64));
     } else {
         d.push(("NWARPS", 4));
         d.push(("BLOCK_N", 64));
@@ -293,14 +372,19 @@ pub fn defines(p: &AttnProblem, variant: AttnVariant) -> Vec<(&'static str, i64)
     d
 }
 
+/// Source file and entry point of a variant.
+pub fn kernel_of(variant: AttnVariant) -> (Source, &'static str) {
+    match variant {
+        AttnVariant::Block { .. } => (Source::Attention, "attn_block"),
+        AttnVariant::Wgmma { .. } => (Source::AttentionSm90, "attn_wgmma"),
+        AttnVariant::Rows => (Source::Attention, "attn_rows"),
+    }
+}
+
 /// Registers, local (spill) bytes and static shared memory of the compiled variant.
 pub fn resources(gpu: &Gpu, p: &AttnProblem, variant: AttnVariant) -> Result<(i32, i32)> {
-    let name = if matches!(variant, AttnVariant::Rows) {
-        "attn_rows"
-    } else {
-        "attn_block"
-    };
-    let f = gpu.function(Source::Attention, &defines(p, variant), name)?;
+    let (source, name) = kernel_of(variant);
+    let f = gpu.function(source, &defines(p, variant), name)?;
     let regs = f.num_regs().map_err(|e| GpuError::driver("num_regs", e))?;
     let local = f
         .local_size_bytes()
@@ -326,7 +410,7 @@ pub fn launch(
     );
     match (variant, mask) {
         (
-            AttnVariant::Block { warps, .. },
+            AttnVariant::Block { .. } | AttnVariant::Wgmma { .. },
             DeviceMask::Tiles {
                 lists,
                 ptr,
@@ -335,7 +419,23 @@ pub fn launch(
                 hi,
             },
         ) => {
-            let f = gpu.function(Source::Attention, &defines(p, variant), "attn_block")?;
+            if matches!(variant, AttnVariant::Wgmma { .. }) && gpu.arch() != "sm_90a" {
+                return Err(GpuError::unsupported(
+                    "kernel variant",
+                    format!(
+                        "{} needs a Hopper GPU (sm_90a), not {}",
+                        variant.label(),
+                        gpu.arch()
+                    ),
+                ));
+            }
+            let (source, name) = kernel_of(variant);
+            let f = gpu.function(source, &defines(p, variant), name)?;
+            let threads = match variant {
+                AttnVariant::Block { warps, .. } => 32 * warps,
+                AttnVariant::Wgmma { warpgroups, .. } => 128 * warpgroups,
+                AttnVariant::Rows => unreachable!("row-wise variant with tile lists"),
+            };
             let smem = variant.smem_bytes(p.head_dim);
             if smem > gpu.info.smem_optin_bytes as usize {
                 return Err(GpuError::unsupported(
@@ -355,11 +455,12 @@ pub fn launch(
             let batched = i32::from(lists.batched);
             let cfg = LaunchConfig {
                 grid_dim: (lists.n_qtiles as u32, p.heads as u32, p.batch as u32),
-                block_dim: (32 * warps as u32, 1, 1),
+                block_dim: (threads as u32, 1, 1),
                 shared_mem_bytes: smem as u32,
             };
             #[allow(unsafe_code)]
-            // SAFETY: argument order and types match attn_block; every buffer is sized for `p`
+            // SAFETY: argument order and types match attn_block and attn_wgmma (the same
+            // signature); every buffer is sized for `p`
             // and the lists were built for this tile shape and problem.
             unsafe {
                 gpu.stream

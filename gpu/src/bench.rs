@@ -323,25 +323,6 @@ fn tolerance(cfg: &BenchConfig, dtype: Dtype) -> f64 {
     cfg.check.max_rel_err_f16 * dtype.unit_roundoff() / Dtype::F16.unit_roundoff()
 }
 
-fn parse_variant(label: &str) -> Result<AttnVariant> {
-    if label == "rows" {
-        return Ok(AttnVariant::Rows);
-    }
-    let bad = || {
-        GpuError::Config(format!("variant {label:?} (valid: \"rows\" or \"block-mM-nN\" with M in 64, 128 and N in 32, 64, 128)"))
-    };
-    let rest = label.strip_prefix("block-m").ok_or_else(bad)?;
-    let (m, n) = rest.split_once("-n").ok_or_else(bad)?;
-    let (m, n): (usize, usize) = (m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if ![64, 128].contains(&m) || ![32, 64, 128].contains(&n) {
-        return Err(bad());
-    }
-    Ok(AttnVariant::Block {
-        warps: m / 16,
-        block_n: n,
-    })
-}
-
 fn run_attention(
     gpu: &Gpu,
     h: &mut Harness,
@@ -351,7 +332,7 @@ fn run_attention(
     seed: u64,
     log: &mut impl FnMut(&str),
 ) -> Result<Vec<Row>> {
-    let ranked = search::rank(p, &case.mask, &cfg.ceilings, 0.02);
+    let ranked = search::rank(p, &case.mask, &cfg.ceilings, 0.02, gpu.arch() == "sm_90a");
     let chosen: Vec<(AttnVariant, f64)> = match &case.variants {
         VariantChoice::Mode(m) if m == "search" => ranked
             .iter()
@@ -362,7 +343,7 @@ fn run_attention(
         VariantChoice::List(l) => {
             let mut v = Vec::new();
             for label in l {
-                let var = parse_variant(label)?;
+                let var = AttnVariant::parse(label)?;
                 let pred = ranked
                     .iter()
                     .find(|r| r.variant == var)
@@ -604,9 +585,9 @@ pq_splits = [2]
         )
         .unwrap_err();
         assert!(e.to_string().contains("warmpu"), "{e}");
-        assert!(parse_variant("block-m96-n64").is_err());
+        assert!(AttnVariant::parse("block-m96-n64").is_err());
         assert_eq!(
-            parse_variant("block-m128-n32").unwrap(),
+            AttnVariant::parse("block-m128-n32").unwrap(),
             AttnVariant::Block {
                 warps: 8,
                 block_n: 32

@@ -18,6 +18,8 @@ pub enum Source {
     Attention,
     /// `decode.cu`: split-KV decode over fp16 and product-quantized caches, and the merge.
     Decode,
+    /// `attention_sm90.cu`: masked prefill attention with Hopper's warpgroup MMA (sm_90a).
+    AttentionSm90,
 }
 
 impl Source {
@@ -27,6 +29,7 @@ impl Source {
             Source::Copy => "copy.cu",
             Source::Attention => "attention.cu",
             Source::Decode => "decode.cu",
+            Source::AttentionSm90 => "attention_sm90.cu",
         }
     }
     /// The source text (common helpers prepended).
@@ -35,7 +38,9 @@ impl Source {
             Source::Copy => include_str!("../kernels/copy.cu"),
             Source::Attention => include_str!("../kernels/attention.cu"),
             Source::Decode => include_str!("../kernels/decode.cu"),
+            Source::AttentionSm90 => include_str!("../kernels/attention_sm90.cu"),
         };
+        let body = body.replace("#include_wgmma", include_str!("../kernels/wgmma.cuh"));
         format!("{COMMON}\n{body}")
     }
 }

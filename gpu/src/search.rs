@@ -17,6 +17,9 @@ pub struct Ceilings {
     pub sms: f64,
     /// Dense fp16/bf16 tensor-core rate through mma.sync, TFLOP/s (whole chip).
     pub mma_tflops: f64,
+    /// Dense fp16/bf16 rate through Hopper's wgmma, TFLOP/s.
+    #[serde(default = "default_wgmma")]
+    pub wgmma_tflops: f64,
     /// Exponentials (ex2) per second per multiprocessor, in units of 1e9.
     pub exp_gops_per_sm: f64,
     /// L2 -> shared memory bandwidth, TB/s (whole chip).
@@ -36,6 +39,7 @@ impl Ceilings {
         Ceilings {
             sms: 132.0,
             mma_tflops: 600.0,
+            wgmma_tflops: default_wgmma(),
             exp_gops_per_sm: 16.0 * 1.75,
             l2_tbps: 7.0,
             tile_overhead_ns: 150.0,
@@ -43,6 +47,10 @@ impl Ceilings {
             fma_tflops: 60.0,
         }
     }
+}
+
+fn default_wgmma() -> f64 {
+    800.0
 }
 
 /// Predicted time of one variant, with the terms that produced it.
@@ -67,22 +75,27 @@ pub fn predict_block(
     lists: &TileLists,
     c: &Ceilings,
 ) -> Prediction {
-    let AttnVariant::Block { warps, block_n } = variant else {
-        panic!("predict_block needs a block variant");
+    let (bm, bn, rate, small_block) = match variant {
+        AttnVariant::Block { warps, block_n } => (16 * warps, block_n, c.mma_tflops, warps <= 4),
+        AttnVariant::Wgmma {
+            warpgroups,
+            block_n,
+        } => (64 * warpgroups, block_n, c.wgmma_tflops, warpgroups <= 1),
+        AttnVariant::Rows => panic!("predict_block needs a tile variant"),
     };
-    let (bm, bn, d) = (16.0 * warps as f64, block_n as f64, p.head_dim as f64);
+    let (bm, bn, d) = (bm as f64, bn as f64, p.head_dim as f64);
     let reps = if lists.batched {
         p.heads
     } else {
         p.heads * p.batch
     } as f64;
     // Per visited tile: QK^T and PV on tensor cores, exponentials, K and V staged from L2.
-    let mma_s = 4.0 * bm * bn * d / (c.mma_tflops * 1e12 / c.sms);
+    let mma_s = 4.0 * bm * bn * d / (rate * 1e12 / c.sms);
     let exp_s = bm * bn / (c.exp_gops_per_sm * 1e9);
     let load_s = 2.0 * bn * d * 2.0 / (c.l2_tbps * 1e12 / c.sms);
     // A block of 4 warps leaves room for a second resident block, which hides its loads and
     // softmax behind the other's tensor-core work; with 8 warps only the cp.async pipeline does.
-    let tile_s = if warps <= 4 {
+    let tile_s = if small_block {
         (mma_s + exp_s).max(load_s) + c.tile_overhead_ns * 1e-9 * 0.5
     } else {
         (mma_s + exp_s).max(load_s) + c.tile_overhead_ns * 1e-9
@@ -124,16 +137,30 @@ pub fn predict_rows(p: &AttnProblem, allowed_per_head: u64, c: &Ceilings) -> Pre
     }
 }
 
-/// Stage 1: predictions for every supported variant, fastest first. The row-wise kernel is
+/// Stage 1: predictions for every supported variant (the wgmma ones on Hopper), fastest first. The row-wise kernel is
 /// included when the mask is an arbitrary element mask or its density is below `rows_density`.
-pub fn rank(p: &AttnProblem, mask: &MaskSpec, c: &Ceilings, rows_density: f64) -> Vec<Prediction> {
+pub fn rank(
+    p: &AttnProblem,
+    mask: &MaskSpec,
+    c: &Ceilings,
+    rows_density: f64,
+    hopper: bool,
+) -> Vec<Prediction> {
     let mut out = Vec::new();
     let mut allowed = None;
-    for v in AttnVariant::block_candidates(p.head_dim) {
-        let AttnVariant::Block { warps, block_n } = v else {
+    let wgmma = if hopper {
+        AttnVariant::wgmma_candidates()
+    } else {
+        Vec::new()
+    };
+    for v in AttnVariant::block_candidates(p.head_dim)
+        .into_iter()
+        .chain(wgmma)
+    {
+        let Some((bm, bn)) = v.tile() else {
             continue;
         };
-        if let Ok(lists) = TileLists::build(mask, p.batch, p.n_q, p.n_kv, 16 * warps, block_n) {
+        if let Ok(lists) = TileLists::build(mask, p.batch, p.n_q, p.n_kv, bm, bn) {
             allowed = Some(lists.allowed * if lists.batched { 1 } else { p.batch as u64 });
             out.push(predict_block(p, v, &lists, c));
         }
@@ -168,8 +195,8 @@ mod tests {
     #[test]
     fn causal_costs_about_half_of_full_and_sparser_masks_less() {
         let c = Ceilings::h100();
-        let full = rank(&prob(4096), &MaskSpec::Full, &c, 0.01)[0].time_us;
-        let causal = rank(&prob(4096), &MaskSpec::Causal, &c, 0.01)[0].time_us;
+        let full = rank(&prob(4096), &MaskSpec::Full, &c, 0.01, false)[0].time_us;
+        let causal = rank(&prob(4096), &MaskSpec::Causal, &c, 0.01, false)[0].time_us;
         let sparse = rank(
             &prob(4096),
             &MaskSpec::BlockSparse {
@@ -180,6 +207,7 @@ mod tests {
             },
             &c,
             0.01,
+            false,
         )[0]
         .time_us;
         assert!(
@@ -188,7 +216,7 @@ mod tests {
         );
         assert!(sparse < 0.5 * full, "sparse {sparse} full {full}");
         // Time grows about quadratically with the sequence.
-        let full2 = rank(&prob(8192), &MaskSpec::Full, &c, 0.01)[0].time_us;
+        let full2 = rank(&prob(8192), &MaskSpec::Full, &c, 0.01, false)[0].time_us;
         assert!(
             full2 > 3.0 * full && full2 < 5.0 * full,
             "{full2} vs {full}"
@@ -206,6 +234,7 @@ mod tests {
             },
             &c,
             0.01,
+            false,
         );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].variant, AttnVariant::Rows);
@@ -218,6 +247,7 @@ mod tests {
             },
             &c,
             0.5,
+            false,
         );
         assert!(matches!(r[0].variant, AttnVariant::Block { .. }), "{r:?}");
     }

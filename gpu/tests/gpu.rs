@@ -18,6 +18,7 @@ fn all_variant_defines() -> Vec<KernelKey> {
         for bf in [0i64, 1] {
             for v in AttnVariant::block_candidates(d as usize)
                 .into_iter()
+                .chain(AttnVariant::wgmma_candidates())
                 .chain([AttnVariant::Rows])
             {
                 let p = AttnProblem {
@@ -30,7 +31,7 @@ fn all_variant_defines() -> Vec<KernelKey> {
                     dtype: if bf == 1 { Dtype::Bf16 } else { Dtype::F16 },
                 };
                 keys.push(KernelKey::new(
-                    Source::Attention,
+                    attention::kernel_of(v).0,
                     &attention::defines(&p, v),
                 ));
             }
@@ -64,11 +65,17 @@ fn every_kernel_variant_compiles_with_nvrtc() {
         // The matrix kernels must use the tensor cores.
         if key.source == Source::Attention {
             assert!(
-                text.contains("mma.sync.aligned.m16n8k16"),
+                text.contains("mma.sync.aligned.m16n8k16") || !text.contains("attn_block"),
                 "{}: no mma.sync",
                 key.label()
             );
-            assert!(text.contains("ldmatrix"), "{}: no ldmatrix", key.label());
+        }
+        if key.source == Source::AttentionSm90 {
+            assert!(
+                text.contains("wgmma.mma_async"),
+                "{}: no wgmma",
+                key.label()
+            );
         }
     }
 }
@@ -131,8 +138,14 @@ fn masked_attention_matches_fp64_for_every_mask_variant_and_dtype() {
             let host = HostAttn::random(&p, seed);
             let mut dev = DeviceAttn::new(&gpu, &p, &host).unwrap();
             for mask in &masks {
+                let hopper = if gpu.arch() == "sm_90a" {
+                    AttnVariant::wgmma_candidates()
+                } else {
+                    vec![]
+                };
                 for v in AttnVariant::block_candidates(d)
                     .into_iter()
+                    .chain(hopper)
                     .chain([AttnVariant::Rows])
                 {
                     let Ok(dm) = DeviceMask::new(&gpu, mask, &p, v) else {

@@ -28,6 +28,9 @@ pub struct LatencyModel {
     pub block4: [f64; 2],
     /// Block kernel with 8 warps.
     pub block8: [f64; 2],
+    /// Hopper wgmma kernel (absent until measured).
+    #[serde(default)]
+    pub wgmma: Option<[f64; 2]>,
     /// Row-wise kernel.
     pub rows: [f64; 2],
     /// fp16 decode launch overhead (both launches), µs.
@@ -52,8 +55,9 @@ pub fn committed() -> LatencyModel {
 pub fn raw_attention_us(p: &AttnProblem, mask: &MaskSpec, v: AttnVariant) -> Option<f64> {
     let c = Ceilings::h100();
     match v {
-        AttnVariant::Block { warps, block_n } => {
-            let lists = TileLists::build(mask, p.batch, p.n_q, p.n_kv, 16 * warps, block_n).ok()?;
+        AttnVariant::Block { .. } | AttnVariant::Wgmma { .. } => {
+            let (bm, bn) = v.tile()?;
+            let lists = TileLists::build(mask, p.batch, p.n_q, p.n_kv, bm, bn).ok()?;
             Some(predict_block(p, v, &lists, &c).time_us)
         }
         AttnVariant::Rows => {
@@ -68,16 +72,17 @@ pub fn raw_attention_us(p: &AttnProblem, mask: &MaskSpec, v: AttnVariant) -> Opt
 }
 
 impl LatencyModel {
-    fn coeff(&self, v: AttnVariant) -> [f64; 2] {
+    fn coeff(&self, v: AttnVariant) -> Option<[f64; 2]> {
         match v {
-            AttnVariant::Block { warps: 4, .. } => self.block4,
-            AttnVariant::Block { .. } => self.block8,
-            AttnVariant::Rows => self.rows,
+            AttnVariant::Block { warps: 4, .. } => Some(self.block4),
+            AttnVariant::Block { .. } => Some(self.block8),
+            AttnVariant::Wgmma { .. } => self.wgmma,
+            AttnVariant::Rows => Some(self.rows),
         }
     }
-    /// Calibrated time of a variant, µs.
+    /// Calibrated time of a variant, µs (`None` for variants without committed measurements).
     pub fn attention_us(&self, p: &AttnProblem, mask: &MaskSpec, v: AttnVariant) -> Option<f64> {
-        let [a, b] = self.coeff(v);
+        let [a, b] = self.coeff(v)?;
         raw_attention_us(p, mask, v).map(|x| a * x + b)
     }
     /// fp16 split-KV decode time, µs, for `bytes` of required traffic.
@@ -98,18 +103,6 @@ pub struct CalibrationPoint {
     pub row: Measured,
     /// For attention rows: the problem, mask and variant.
     pub attention: Option<(AttnProblem, MaskSpec, AttnVariant)>,
-}
-
-fn parse_variant(label: &str) -> Option<AttnVariant> {
-    if label == "rows" {
-        return Some(AttnVariant::Rows);
-    }
-    let rest = label.strip_prefix("block-m")?;
-    let (m, n) = rest.split_once("-n")?;
-    Some(AttnVariant::Block {
-        warps: m.parse::<usize>().ok()? / 16,
-        block_n: n.parse().ok()?,
-    })
 }
 
 /// Pairs measured rows with the masks of the bench file they were measured from (matched by
@@ -145,8 +138,7 @@ pub fn points(rows: &[Measured], bench: &BenchConfig) -> Result<Vec<CalibrationP
                     head_dim,
                     dtype,
                 };
-                let v = parse_variant(&r.variant)
-                    .ok_or_else(|| format!("unknown variant {:?}", r.variant))?;
+                let v = AttnVariant::parse(&r.variant).map_err(|e| e.to_string())?;
                 out.push(CalibrationPoint {
                     row: r.clone(),
                     attention: Some((p, case.mask.clone(), v)),
@@ -248,6 +240,7 @@ pub fn fit(pts: &[CalibrationPoint]) -> LatencyModel {
     let mut m = LatencyModel {
         block4: [1.0, 0.0],
         block8: [1.0, 0.0],
+        wgmma: None,
         rows: [1.0, 0.0],
         decode_launch_us: 5.0,
         decode_gbs: 3000.0,
@@ -280,6 +273,7 @@ pub fn fit(pts: &[CalibrationPoint]) -> LatencyModel {
     if let Some(c) = fit_attn(&|v| matches!(v, AttnVariant::Block { warps: 8, .. })) {
         m.block8 = c;
     }
+    m.wgmma = fit_attn(&|v| matches!(v, AttnVariant::Wgmma { .. }));
     if let Some(c) = fit_attn(&|v| v == AttnVariant::Rows) {
         m.rows = c;
     }

@@ -91,6 +91,10 @@ impl MaskedAttention {
                     "block-m128-n32",
                     "block-m128-n64",
                     "block-m128-n128",
+                    "wgmma-m64-n64",
+                    "wgmma-m64-n128",
+                    "wgmma-m128-n64",
+                    "wgmma-m128-n128",
                     "rows",
                 ],
                 "auto",
@@ -177,18 +181,6 @@ pub fn mask_of(
     })
 }
 
-fn variant_of(label: &str) -> Option<AttnVariant> {
-    if label == "rows" {
-        return Some(AttnVariant::Rows);
-    }
-    let rest = label.strip_prefix("block-m")?;
-    let (m, n) = rest.split_once("-n")?;
-    Some(AttnVariant::Block {
-        warps: m.parse::<usize>().ok()? / 16,
-        block_n: n.parse().ok()?,
-    })
-}
-
 impl Model for MaskedAttention {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -215,8 +207,11 @@ impl Model for MaskedAttention {
             dtype: Dtype::F16,
         };
         let candidates: Vec<AttnVariant> = match cat(p, 8) {
-            "auto" => AttnVariant::block_candidates(d),
-            l => vec![variant_of(l).ok_or_else(|| ModelError::Infeasible(format!("kernel {l}")))?],
+            "auto" => AttnVariant::block_candidates(d)
+                .into_iter()
+                .chain(AttnVariant::wgmma_candidates())
+                .collect(),
+            l => vec![AttnVariant::parse(l).map_err(|e| ModelError::Infeasible(e.to_string()))?],
         };
         let mut best: Option<(f64, AttnVariant)> = None;
         for v in candidates {
@@ -232,10 +227,7 @@ impl Model for MaskedAttention {
                 mask.label()
             ))
         })?;
-        let (bm, bn) = match v {
-            AttnVariant::Block { warps, block_n } => (16 * warps, block_n),
-            AttnVariant::Rows => (64, 64),
-        };
+        let (bm, bn) = v.tile().unwrap_or((64, 64));
         let lists = TileLists::build(&mask, prob.batch, seq, seq, bm, bn)
             .map_err(|e| ModelError::Infeasible(e.to_string()))?;
         let allowed = lists.allowed * if lists.batched { 1 } else { prob.batch as u64 };

@@ -1,0 +1,212 @@
+// Masked multi-head attention, prefill, for Hopper (sm_90a): warpgroup MMA (wgmma) with Q and K
+// read by the tensor cores straight from 128-byte-swizzled shared memory, P kept in registers
+// for O += P V, V read from shared memory as an MN-major operand. Same mask representation and
+// layouts as attention.cu (tile lists + per-column row ranges; Q, O [B, H, NQ, D], K, V
+// [B, HKV, NKV, D], LSE natural log). Compile-time: HEAD_DIM (64 | 128), NWG (warpgroups per
+// block; BLOCK_M = 64 NWG), BLOCK_N (64 | 128), IS_BF16.
+
+#define BLOCK_M (64 * NWG)
+#define NTHREADS (128 * NWG)
+#define NTILES (BLOCK_N / 8)
+#define DTILES (HEAD_DIM / 8)
+#define HALVES (HEAD_DIM / 64)
+#define LN2 0.69314718055994530942f
+// V as an MN-major wgmma operand (transposed B): LBO = stride between 64-column blocks of the
+// head dim, SBO = stride between 8-key groups.
+#define V_LBO (BLOCK_N * 128)
+#define V_SBO 1024
+
+// Element offset of (row, col) in a tile of `rows` rows stored as HALVES column blocks of 64
+// elements (128-byte rows), 16-byte chunks XOR-swizzled by row % 8: the layout wgmma's
+// 128-byte swizzle mode reads.
+__device__ __forceinline__ int sw_off(int rows, int r, int c) {
+    const int half = c >> 6, cc = c & 63;
+    return half * rows * 64 + r * 64 + ((((cc >> 3) ^ (r & 7))) << 3) + (cc & 7);
+}
+
+template <int ROWS>
+__device__ __forceinline__ void load_sw(u16* s, const u16* g, int row0, int nvalid) {
+    for (int i = threadIdx.x; i < ROWS * (HEAD_DIM / 8); i += NTHREADS) {
+        const int r = i / (HEAD_DIM / 8), c = (i % (HEAD_DIM / 8)) * 8;
+        const int gr = row0 + r;
+        const bool ok = gr < nvalid;
+        cp_async16(s + sw_off(ROWS, r, c), g + (size_t)(ok ? gr : 0) * HEAD_DIM + c, ok ? 16 : 0);
+    }
+}
+
+// Shared-memory matrix descriptor, 128-byte swizzle.
+__device__ __forceinline__ unsigned long long desc(const void* p, int lbo, int sbo) {
+    const unsigned long long a = smem_addr(p);
+    return ((a & 0x3FFFF) >> 4) | ((unsigned long long)((lbo >> 4) & 0x3FFF) << 16) |
+           ((unsigned long long)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void fence_regs(float* r) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+#include_wgmma
+
+#if BLOCK_N == 64
+#define WG_S wgmma_ss_n64
+#else
+#define WG_S wgmma_ss_n128
+#endif
+#if HEAD_DIM == 64
+#define WG_PV wgmma_rs_n64
+#else
+#define WG_PV wgmma_rs_n128
+#endif
+
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __restrict__ V,
+           u16* __restrict__ O, float* __restrict__ LSE, int H, int HKV, int NQ, int NKV,
+           float scale_log2, const int* __restrict__ tile_ptr, const int* __restrict__ tile_idx,
+           const int* __restrict__ col_lo, const int* __restrict__ col_hi, int mask_batched) {
+    extern __shared__ __align__(16) unsigned char raw_smem[];
+    // wgmma's swizzle atoms need 1024-byte alignment.
+    u16* sQ = (u16*)(raw_smem + ((1024 - (smem_addr(raw_smem) & 1023)) & 1023));
+    u16* sK = sQ + BLOCK_M * HEAD_DIM;
+    u16* sV = sK + 2 * BLOCK_N * HEAD_DIM;
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / (H / HKV);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wg = warp >> 2, wq = warp & 3;
+    const int g = lane >> 2, t = lane & 3;
+    const int mb = mask_batched ? b : 0;
+    const int list = mb * gridDim.x + qt;
+    const int beg = tile_ptr[list], end = tile_ptr[list + 1];
+    const size_t qoff = (size_t)(b * H + h) * NQ * HEAD_DIM;
+    const size_t kvoff = (size_t)(b * HKV + hk) * NKV * HEAD_DIM;
+    const int q0 = qt * BLOCK_M;
+    const int* lo = col_lo + (size_t)mb * NKV;
+    const int* hi = col_hi + (size_t)mb * NKV;
+
+    float o[DTILES * 4];
+#pragma unroll
+    for (int i = 0; i < DTILES * 4; ++i) o[i] = 0.f;
+    float m_r[2] = {NEG_INF, NEG_INF}, l_r[2] = {0.f, 0.f};
+
+    load_sw<BLOCK_M>(sQ, Q + qoff, q0, NQ);
+    if (beg < end) {
+        const int kt = tile_idx[beg] >> 1;
+        load_sw<BLOCK_N>(sK, K + kvoff, kt * BLOCK_N, NKV);
+        load_sw<BLOCK_N>(sV, V + kvoff, kt * BLOCK_N, NKV);
+    }
+    cp_async_commit();
+
+    // This warpgroup's 64 query rows of the Q tile.
+    const u16* q_wg = sQ + wg * 64 * 64;
+    for (int it = beg; it < end; ++it) {
+        const int stage = (it - beg) & 1;
+        if (it + 1 < end) {
+            const int kn = tile_idx[it + 1] >> 1;
+            load_sw<BLOCK_N>(sK + (stage ^ 1) * BLOCK_N * HEAD_DIM, K + kvoff, kn * BLOCK_N, NKV);
+            load_sw<BLOCK_N>(sV + (stage ^ 1) * BLOCK_N * HEAD_DIM, V + kvoff, kn * BLOCK_N, NKV);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+        const int entry = tile_idx[it];
+        const int kt = entry >> 1;
+        const u16* ks = sK + stage * BLOCK_N * HEAD_DIM;
+        const u16* vs = sV + stage * BLOCK_N * HEAD_DIM;
+
+        // S = Q K^T: K-major A (Q) and B (K); per 16-wide k step, advance 32 bytes in the row,
+        // or to the next 64-column block.
+        float s[NTILES * 4];
+        fence_regs<NTILES * 4>(s);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < HEAD_DIM / 16; ++kk) {
+            const int half = kk >> 2, off = (kk & 3) * 16;
+            WG_S(s, desc(q_wg + half * BLOCK_M * 64 + off, 16, 1024), desc(ks + half * BLOCK_N * 64 + off, 16, 1024), kk > 0);
+        }
+        wg_commit();
+        wg_wait0();
+        fence_regs<NTILES * 4>(s);
+
+#pragma unroll
+        for (int i = 0; i < NTILES * 4; ++i) s[i] *= scale_log2;
+        if (entry & 1) {
+#pragma unroll
+            for (int j = 0; j < NTILES; ++j)
+#pragma unroll
+                for (int e0 = 0; e0 < 2; ++e0) {
+                    const int col = kt * BLOCK_N + j * 8 + 2 * t + e0;
+                    const int clo = col < NKV ? lo[col] : 0x7fffffff;
+                    const int chi = col < NKV ? hi[col] : 0;
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int row = q0 + wg * 64 + wq * 16 + g + r * 8;
+                        if (row < clo || row >= chi) s[j * 4 + r * 2 + e0] = NEG_INF;
+                    }
+                }
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = m_r[r];
+#pragma unroll
+            for (int j = 0; j < NTILES; ++j) mx = fmaxf(mx, fmaxf(s[j * 4 + 2 * r], s[j * 4 + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+            const float m_use = mx == NEG_INF ? 0.f : mx;
+            const float alpha = fast_exp2(m_r[r] - m_use);
+            m_r[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < NTILES; ++j) {
+                s[j * 4 + 2 * r] = fast_exp2(s[j * 4 + 2 * r] - m_use);
+                s[j * 4 + 2 * r + 1] = fast_exp2(s[j * 4 + 2 * r + 1] - m_use);
+                sum += s[j * 4 + 2 * r] + s[j * 4 + 2 * r + 1];
+            }
+            l_r[r] = l_r[r] * alpha + sum;
+#pragma unroll
+            for (int d = 0; d < DTILES; ++d) {
+                o[d * 4 + 2 * r] *= alpha;
+                o[d * 4 + 2 * r + 1] *= alpha;
+            }
+        }
+        // O += P V: P from registers (the mma.sync A layout per warp), V an MN-major operand:
+        // 8-key groups 1024 bytes apart (SBO), 64-column blocks BLOCK_N * 128 bytes apart (LBO).
+        u32 pa[BLOCK_N / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+            pa[kk][0] = pack2(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
+            pa[kk][1] = pack2(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
+            pa[kk][2] = pack2(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
+            pa[kk][3] = pack2(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
+        }
+        fence_regs<DTILES * 4>(o);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk)
+            WG_PV(o, pa[kk], desc(vs + kk * 16 * 64, V_LBO, V_SBO), 1);
+        wg_commit();
+        wg_wait0();
+        fence_regs<DTILES * 4>(o);
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = l_r[r];
+        l += __shfl_xor_sync(0xffffffff, l, 1);
+        l += __shfl_xor_sync(0xffffffff, l, 2);
+        const int row = q0 + wg * 64 + wq * 16 + g + r * 8;
+        if (row < NQ) {
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            u32* orow = (u32*)(O + qoff + (size_t)row * HEAD_DIM);
+#pragma unroll
+            for (int d = 0; d < DTILES; ++d) orow[d * 4 + t] = pack2(o[d * 4 + 2 * r] * inv, o[d * 4 + 2 * r + 1] * inv);
+            if (t == 0) LSE[(size_t)(b * H + h) * NQ + row] = l > 0.f ? (m_r[r] + log2f(l)) * LN2 : NEG_INF;
+        }
+    }
+}
