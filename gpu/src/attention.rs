@@ -7,7 +7,7 @@ use crate::mask::{MaskSpec, RowLists, TileLists};
 use crate::reference::{attention_row, ErrorStats};
 use crate::{Dtype, GpuError, Result};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchArgs, LaunchConfig, PushKernelArg};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -392,6 +392,23 @@ pub fn resources(gpu: &Gpu, p: &AttnProblem, variant: AttnVariant) -> Result<(i3
     Ok((regs, local))
 }
 
+/// Pushes the arguments every attention kernel starts with: Q, K, V, O, LSE, H, HKV, NQ, NKV
+/// and the softmax scale in base 2.
+fn push_common<'a>(
+    b: &mut LaunchArgs<'a>,
+    dev: &'a mut DeviceAttn,
+    dims: &'a [i32; 4],
+    scale_log2: &'a f32,
+) {
+    let DeviceAttn { q, k, v, o, lse } = dev;
+    let (q, k, v): (&'a CudaSlice<u16>, &'a CudaSlice<u16>, &'a CudaSlice<u16>) = (q, k, v);
+    b.arg(q).arg(k).arg(v).arg(o).arg(lse);
+    for d in dims {
+        b.arg(d);
+    }
+    b.arg(scale_log2);
+}
+
 /// Enqueues one forward pass.
 pub fn launch(
     gpu: &Gpu,
@@ -402,12 +419,12 @@ pub fn launch(
 ) -> Result<()> {
     p.validate()?;
     let scale_log2 = (p.scale() * std::f64::consts::LOG2_E) as f32;
-    let (h, hkv, nq, nkv) = (
+    let dims = [
         p.heads as i32,
         p.kv_heads as i32,
         p.n_q as i32,
         p.n_kv as i32,
-    );
+    ];
     match (variant, mask) {
         (
             AttnVariant::Block { .. } | AttnVariant::Wgmma { .. },
@@ -463,19 +480,9 @@ pub fn launch(
             // signature); every buffer is sized for `p`
             // and the lists were built for this tile shape and problem.
             unsafe {
-                gpu.stream
-                    .launch_builder(&f)
-                    .arg(&dev.q)
-                    .arg(&dev.k)
-                    .arg(&dev.v)
-                    .arg(&mut dev.o)
-                    .arg(&mut dev.lse)
-                    .arg(&h)
-                    .arg(&hkv)
-                    .arg(&nq)
-                    .arg(&nkv)
-                    .arg(&scale_log2)
-                    .arg(ptr)
+                let mut b = gpu.stream.launch_builder(&f);
+                push_common(&mut b, dev, &dims, &scale_log2);
+                b.arg(ptr)
                     .arg(idx)
                     .arg(lo)
                     .arg(hi)
@@ -495,19 +502,9 @@ pub fn launch(
             #[allow(unsafe_code)]
             // SAFETY: argument order and types match attn_rows; buffers sized for `p`.
             unsafe {
-                gpu.stream
-                    .launch_builder(&f)
-                    .arg(&dev.q)
-                    .arg(&dev.k)
-                    .arg(&dev.v)
-                    .arg(&mut dev.o)
-                    .arg(&mut dev.lse)
-                    .arg(&h)
-                    .arg(&hkv)
-                    .arg(&nq)
-                    .arg(&nkv)
-                    .arg(&scale_log2)
-                    .arg(ptr)
+                let mut b = gpu.stream.launch_builder(&f);
+                push_common(&mut b, dev, &dims, &scale_log2);
+                b.arg(ptr)
                     .arg(idx)
                     .arg(&batched)
                     .launch(cfg)

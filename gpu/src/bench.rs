@@ -69,6 +69,21 @@ pub struct AttentionCase {
     pub keep: usize,
 }
 
+impl AttentionCase {
+    /// The problem of this case at sequence length `n`, head dim `d` and element type `dtype`.
+    pub fn problem(&self, n: usize, d: usize, dtype: Dtype) -> AttnProblem {
+        AttnProblem {
+            batch: self.batch,
+            heads: self.heads,
+            kv_heads: self.kv_heads.unwrap_or(self.heads),
+            n_q: n,
+            n_kv: n,
+            head_dim: d,
+            dtype,
+        }
+    }
+}
+
 fn default_variants() -> VariantChoice {
     VariantChoice::Mode("search".into())
 }
@@ -180,15 +195,7 @@ impl BenchConfig {
                     GpuError::Config(format!("{path}: attention case {}: {e}", a.name))
                 })?;
                 for &d in &a.head_dim.values() {
-                    let p = AttnProblem {
-                        batch: a.batch,
-                        heads: a.heads,
-                        kv_heads: a.kv_heads.unwrap_or(a.heads),
-                        n_q: n,
-                        n_kv: n,
-                        head_dim: d,
-                        dtype: Dtype::F16,
-                    };
+                    let p = a.problem(n, d, Dtype::F16);
                     p.validate().map_err(|e| {
                         GpuError::Config(format!("{path}: attention case {}: {e}", a.name))
                     })?;
@@ -271,15 +278,7 @@ pub fn run(gpu: &Gpu, cfg: &BenchConfig, mut log: impl FnMut(&str)) -> Result<St
         for &n in &case.seq.values() {
             for &d in &case.head_dim.values() {
                 for &dtype in &case.dtype.values() {
-                    let p = AttnProblem {
-                        batch: case.batch,
-                        heads: case.heads,
-                        kv_heads: case.kv_heads.unwrap_or(case.heads),
-                        n_q: n,
-                        n_kv: n,
-                        head_dim: d,
-                        dtype,
-                    };
+                    let p = case.problem(n, d, dtype);
                     seed += 1;
                     rows.extend(run_attention(gpu, &mut h, cfg, case, &p, seed, &mut log)?);
                 }

@@ -94,6 +94,17 @@ fn reference_rows(
         .collect()
 }
 
+/// Downloads a decode output and compares it with the fp64 reference rows.
+fn check_output(
+    gpu: &Gpu,
+    p: &DecodeProblem,
+    o: &CudaSlice<u16>,
+    want: &[(Vec<f64>, f64)],
+) -> Result<ErrorStats> {
+    let o = download(gpu, o, "decode output")?;
+    Ok(compare(p, &o, want))
+}
+
 fn compare(p: &DecodeProblem, o: &[u16], want: &[(Vec<f64>, f64)]) -> ErrorStats {
     let d = p.head_dim;
     let mut e = ErrorStats::default();
@@ -315,8 +326,7 @@ impl Fp16Decode {
         p: &DecodeProblem,
         want: &[(Vec<f64>, f64)],
     ) -> Result<ErrorStats> {
-        let o = download(gpu, &self.o, "decode output")?;
-        Ok(compare(p, &o, want))
+        check_output(gpu, p, &self.o, want)
     }
 }
 
@@ -681,14 +691,13 @@ impl PqDecode {
         )
     }
 
-    /// Downloads the output and compares it with `want`.
+    /// Downloads the output and compares it with `want` (from [`PqCache::reference`]).
     pub fn check(
         &self,
         gpu: &Gpu,
         p: &DecodeProblem,
         want: &[(Vec<f64>, f64)],
     ) -> Result<ErrorStats> {
-        let o = download(gpu, &self.o, "pq decode output")?;
-        Ok(compare(p, &o, want))
+        check_output(gpu, p, &self.o, want)
     }
 }
