@@ -3,7 +3,9 @@
 // for O += P V, V read from shared memory as an MN-major operand. Same mask representation and
 // layouts as attention.cu (tile lists + per-column row ranges; Q, O [B, H, NQ, D], K, V
 // [B, HKV, NKV, D], LSE natural log). Compile-time: HEAD_DIM (64 | 128), NWG (warpgroups per
-// block; BLOCK_M = 64 NWG), BLOCK_N (64 | 128), IS_BF16.
+// block; BLOCK_M = 64 NWG), BLOCK_N (64 | 128), IS_BF16, PIPE (0: each tile's QK^T, softmax
+// and PV in sequence, 2 load stages; 1: QK^T of tile i+1 issued before the softmax of tile i,
+// so the tensor cores work while the softmax runs, 3 load stages).
 
 #define BLOCK_M (64 * NWG)
 #define NTHREADS (128 * NWG)
@@ -63,6 +65,94 @@ __device__ __forceinline__ void fence_regs(float* r) {
 #define WG_PV wgmma_rs_n128
 #endif
 
+#ifndef PIPE
+#define PIPE 0
+#endif
+#define STAGES (PIPE ? 3 : 2)
+
+// Issues S = Q K^T for one tile (asynchronous; the caller waits): K-major A (Q) and B (K); per
+// 16-wide k step, advance 32 bytes in the row, or to the next 64-column block.
+__device__ __forceinline__ void issue_s(float* s, const u16* q_wg, const u16* ks) {
+    fence_regs<NTILES * 4>(s);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < HEAD_DIM / 16; ++kk) {
+        const int half = kk >> 2, off = (kk & 3) * 16;
+        WG_S(s, desc(q_wg + half * BLOCK_M * 64 + off, 16, 1024), desc(ks + half * BLOCK_N * 64 + off, 16, 1024), kk > 0);
+    }
+    wg_commit();
+}
+
+// Masks (partial tiles), runs the online softmax on S in place (S becomes P) and rescales O.
+__device__ __forceinline__ void softmax_tile(float* s, float* o, float* m_r, float* l_r, int entry, int row0,
+                                             int t, const int* lo, const int* hi, int NKV, float scale_log2) {
+    const int kt = entry >> 1;
+#pragma unroll
+    for (int i = 0; i < NTILES * 4; ++i) s[i] *= scale_log2;
+    if (entry & 1) {
+#pragma unroll
+        for (int j = 0; j < NTILES; ++j)
+#pragma unroll
+            for (int e0 = 0; e0 < 2; ++e0) {
+                const int col = kt * BLOCK_N + j * 8 + 2 * t + e0;
+                const int clo = col < NKV ? lo[col] : 0x7fffffff;
+                const int chi = col < NKV ? hi[col] : 0;
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int row = row0 + r * 8;
+                    if (row < clo || row >= chi) s[j * 4 + r * 2 + e0] = NEG_INF;
+                }
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float mx = m_r[r];
+#pragma unroll
+        for (int j = 0; j < NTILES; ++j) mx = fmaxf(mx, fmaxf(s[j * 4 + 2 * r], s[j * 4 + 2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        const float m_use = mx == NEG_INF ? 0.f : mx;
+        const float alpha = fast_exp2(m_r[r] - m_use);
+        m_r[r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < NTILES; ++j) {
+            s[j * 4 + 2 * r] = fast_exp2(s[j * 4 + 2 * r] - m_use);
+            s[j * 4 + 2 * r + 1] = fast_exp2(s[j * 4 + 2 * r + 1] - m_use);
+            sum += s[j * 4 + 2 * r] + s[j * 4 + 2 * r + 1];
+        }
+        l_r[r] = l_r[r] * alpha + sum;
+#pragma unroll
+        for (int d = 0; d < DTILES; ++d) {
+            o[d * 4 + 2 * r] *= alpha;
+            o[d * 4 + 2 * r + 1] *= alpha;
+        }
+    }
+}
+
+// Issues O += P V (asynchronous): P from registers (the mma.sync A layout per warp), V an
+// MN-major operand: 8-key groups 1024 bytes apart (SBO), 64-column blocks BLOCK_N * 128 bytes
+// apart (LBO).
+__device__ __forceinline__ void issue_pv(float* o, const float* p, const u16* vs) {
+    u32 pa[BLOCK_N / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+        pa[kk][0] = pack2(p[(2 * kk) * 4 + 0], p[(2 * kk) * 4 + 1]);
+        pa[kk][1] = pack2(p[(2 * kk) * 4 + 2], p[(2 * kk) * 4 + 3]);
+        pa[kk][2] = pack2(p[(2 * kk + 1) * 4 + 0], p[(2 * kk + 1) * 4 + 1]);
+        pa[kk][3] = pack2(p[(2 * kk + 1) * 4 + 2], p[(2 * kk + 1) * 4 + 3]);
+    }
+    fence_regs<DTILES * 4>(o);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BLOCK_N / 16; ++kk) WG_PV(o, pa[kk], desc(vs + kk * 16 * 64, V_LBO, V_SBO), 1);
+    wg_commit();
+}
+
+__device__ __forceinline__ void async_to_tensor_cores() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __restrict__ V,
            u16* __restrict__ O, float* __restrict__ LSE, int H, int HKV, int NQ, int NKV,
@@ -72,7 +162,7 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     // wgmma's swizzle atoms need 1024-byte alignment.
     u16* sQ = (u16*)(raw_smem + ((1024 - (smem_addr(raw_smem) & 1023)) & 1023));
     u16* sK = sQ + BLOCK_M * HEAD_DIM;
-    u16* sV = sK + 2 * BLOCK_N * HEAD_DIM;
+    u16* sV = sK + STAGES * BLOCK_N * HEAD_DIM;
     const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int hk = h / (H / HKV);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -84,115 +174,74 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     const size_t qoff = (size_t)(b * H + h) * NQ * HEAD_DIM;
     const size_t kvoff = (size_t)(b * HKV + hk) * NKV * HEAD_DIM;
     const int q0 = qt * BLOCK_M;
+    const int row0 = q0 + wg * 64 + wq * 16 + g;
     const int* lo = col_lo + (size_t)mb * NKV;
     const int* hi = col_hi + (size_t)mb * NKV;
+    auto load_kv = [&](int it) {
+        const int st = (it - beg) % STAGES, kt = tile_idx[it] >> 1;
+        load_sw<BLOCK_N>(sK + st * BLOCK_N * HEAD_DIM, K + kvoff, kt * BLOCK_N, NKV);
+        load_sw<BLOCK_N>(sV + st * BLOCK_N * HEAD_DIM, V + kvoff, kt * BLOCK_N, NKV);
+    };
+    auto k_of = [&](int it) { return sK + ((it - beg) % STAGES) * BLOCK_N * HEAD_DIM; };
+    auto v_of = [&](int it) { return sV + ((it - beg) % STAGES) * BLOCK_N * HEAD_DIM; };
 
     float o[DTILES * 4];
 #pragma unroll
     for (int i = 0; i < DTILES * 4; ++i) o[i] = 0.f;
     float m_r[2] = {NEG_INF, NEG_INF}, l_r[2] = {0.f, 0.f};
-
-    load_sw<BLOCK_M>(sQ, Q + qoff, q0, NQ);
-    if (beg < end) {
-        const int kt = tile_idx[beg] >> 1;
-        load_sw<BLOCK_N>(sK, K + kvoff, kt * BLOCK_N, NKV);
-        load_sw<BLOCK_N>(sV, V + kvoff, kt * BLOCK_N, NKV);
-    }
-    cp_async_commit();
-
     // This warpgroup's 64 query rows of the Q tile.
     const u16* q_wg = sQ + wg * 64 * 64;
-    for (int it = beg; it < end; ++it) {
-        const int stage = (it - beg) & 1;
-        if (it + 1 < end) {
-            const int kn = tile_idx[it + 1] >> 1;
-            load_sw<BLOCK_N>(sK + (stage ^ 1) * BLOCK_N * HEAD_DIM, K + kvoff, kn * BLOCK_N, NKV);
-            load_sw<BLOCK_N>(sV + (stage ^ 1) * BLOCK_N * HEAD_DIM, V + kvoff, kn * BLOCK_N, NKV);
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();
-        const int entry = tile_idx[it];
-        const int kt = entry >> 1;
-        const u16* ks = sK + stage * BLOCK_N * HEAD_DIM;
-        const u16* vs = sV + stage * BLOCK_N * HEAD_DIM;
 
-        // S = Q K^T: K-major A (Q) and B (K); per 16-wide k step, advance 32 bytes in the row,
-        // or to the next 64-column block.
-        float s[NTILES * 4];
-        fence_regs<NTILES * 4>(s);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < HEAD_DIM / 16; ++kk) {
-            const int half = kk >> 2, off = (kk & 3) * 16;
-            WG_S(s, desc(q_wg + half * BLOCK_M * 64 + off, 16, 1024), desc(ks + half * BLOCK_N * 64 + off, 16, 1024), kk > 0);
-        }
-        wg_commit();
+    load_sw<BLOCK_M>(sQ, Q + qoff, q0, NQ);
+    if (beg < end) load_kv(beg);
+    cp_async_commit();
+#if PIPE
+    if (beg + 1 < end) load_kv(beg + 1);
+    cp_async_commit();
+    float s[NTILES * 4], sn[NTILES * 4];
+    if (beg < end) {
+        cp_async_wait<1>();
+        async_to_tensor_cores();
+        __syncthreads();
+        issue_s(s, q_wg, k_of(beg));
         wg_wait0();
         fence_regs<NTILES * 4>(s);
-
-#pragma unroll
-        for (int i = 0; i < NTILES * 4; ++i) s[i] *= scale_log2;
-        if (entry & 1) {
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j)
-#pragma unroll
-                for (int e0 = 0; e0 < 2; ++e0) {
-                    const int col = kt * BLOCK_N + j * 8 + 2 * t + e0;
-                    const int clo = col < NKV ? lo[col] : 0x7fffffff;
-                    const int chi = col < NKV ? hi[col] : 0;
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int row = q0 + wg * 64 + wq * 16 + g + r * 8;
-                        if (row < clo || row >= chi) s[j * 4 + r * 2 + e0] = NEG_INF;
-                    }
-                }
-        }
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = m_r[r];
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j) mx = fmaxf(mx, fmaxf(s[j * 4 + 2 * r], s[j * 4 + 2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-            const float m_use = mx == NEG_INF ? 0.f : mx;
-            const float alpha = fast_exp2(m_r[r] - m_use);
-            m_r[r] = mx;
-            float sum = 0.f;
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j) {
-                s[j * 4 + 2 * r] = fast_exp2(s[j * 4 + 2 * r] - m_use);
-                s[j * 4 + 2 * r + 1] = fast_exp2(s[j * 4 + 2 * r + 1] - m_use);
-                sum += s[j * 4 + 2 * r] + s[j * 4 + 2 * r + 1];
-            }
-            l_r[r] = l_r[r] * alpha + sum;
-#pragma unroll
-            for (int d = 0; d < DTILES; ++d) {
-                o[d * 4 + 2 * r] *= alpha;
-                o[d * 4 + 2 * r + 1] *= alpha;
-            }
-        }
-        // O += P V: P from registers (the mma.sync A layout per warp), V an MN-major operand:
-        // 8-key groups 1024 bytes apart (SBO), 64-column blocks BLOCK_N * 128 bytes apart (LBO).
-        u32 pa[BLOCK_N / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
-            pa[kk][0] = pack2(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
-            pa[kk][1] = pack2(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
-            pa[kk][2] = pack2(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
-            pa[kk][3] = pack2(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
-        }
+    }
+    for (int it = beg; it < end; ++it) {
+        // Tile it + 1 has landed; every warpgroup is done with tile it - 1, whose stage now
+        // receives tile it + 2.
+        cp_async_wait<0>();
+        async_to_tensor_cores();
+        __syncthreads();
+        if (it + 2 < end) load_kv(it + 2);
+        cp_async_commit();
+        if (it + 1 < end) issue_s(sn, q_wg, k_of(it + 1));
+        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
+        issue_pv(o, s, v_of(it));
+        wg_wait0();
         fence_regs<DTILES * 4>(o);
-        wg_fence();
+        fence_regs<NTILES * 4>(sn);
 #pragma unroll
-        for (int kk = 0; kk < BLOCK_N / 16; ++kk)
-            WG_PV(o, pa[kk], desc(vs + kk * 16 * 64, V_LBO, V_SBO), 1);
-        wg_commit();
+        for (int i = 0; i < NTILES * 4; ++i) s[i] = sn[i];
+    }
+#else
+    for (int it = beg; it < end; ++it) {
+        if (it + 1 < end) load_kv(it + 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+        async_to_tensor_cores();
+        __syncthreads();
+        float s[NTILES * 4];
+        issue_s(s, q_wg, k_of(it));
+        wg_wait0();
+        fence_regs<NTILES * 4>(s);
+        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
+        issue_pv(o, s, v_of(it));
         wg_wait0();
         fence_regs<DTILES * 4>(o);
         __syncthreads();
     }
+#endif
     cp_async_wait<0>();
 
 #pragma unroll
@@ -200,7 +249,7 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
         float l = l_r[r];
         l += __shfl_xor_sync(0xffffffff, l, 1);
         l += __shfl_xor_sync(0xffffffff, l, 2);
-        const int row = q0 + wg * 64 + wq * 16 + g + r * 8;
+        const int row = row0 + r * 8;
         if (row < NQ) {
             const float inv = l > 0.f ? 1.f / l : 0.f;
             u32* orow = (u32*)(O + qoff + (size_t)row * HEAD_DIM);

@@ -91,6 +91,8 @@ pub enum AttnVariant {
         warpgroups: usize,
         /// Keys per tile (64 or 128).
         block_n: usize,
+        /// Issue the next tile's QK^T before this tile's softmax (3 load stages).
+        pipe: bool,
     },
     /// One warp per query row over its key list.
     Rows,
@@ -104,7 +106,13 @@ impl AttnVariant {
             AttnVariant::Wgmma {
                 warpgroups,
                 block_n,
-            } => format!("wgmma-m{}-n{}", 64 * warpgroups, block_n),
+                pipe,
+            } => format!(
+                "wgmma-m{}-n{}{}",
+                64 * warpgroups,
+                block_n,
+                if *pipe { "-pipe" } else { "" }
+            ),
             AttnVariant::Rows => "rows".into(),
         }
     }
@@ -114,9 +122,13 @@ impl AttnVariant {
             return Ok(AttnVariant::Rows);
         }
         let bad = || {
-            GpuError::Config(format!("variant {label:?} (valid: \"rows\", \"block-mM-nN\" with M in 64, 128 and N in 32, 64, 128, or \"wgmma-mM-nN\" with M, N in 64, 128)"))
+            GpuError::Config(format!("variant {label:?} (valid: \"rows\", \"block-mM-nN\" with M in 64, 128 and N in 32, 64, 128, or \"wgmma-mM-nN\" or \"wgmma-mM-nN-pipe\" with M, N in 64, 128)"))
         };
         if let Some(rest) = label.strip_prefix("wgmma-m") {
+            let (rest, pipe) = match rest.strip_suffix("-pipe") {
+                Some(r) => (r, true),
+                None => (rest, false),
+            };
             let (m, n) = rest.split_once("-n").ok_or_else(bad)?;
             let (m, n): (usize, usize) =
                 (m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
@@ -126,6 +138,7 @@ impl AttnVariant {
             return Ok(AttnVariant::Wgmma {
                 warpgroups: m / 64,
                 block_n: n,
+                pipe,
             });
         }
         let rest = label.strip_prefix("block-m").ok_or_else(bad)?;
@@ -146,6 +159,7 @@ impl AttnVariant {
             AttnVariant::Wgmma {
                 warpgroups,
                 block_n,
+                ..
             } => Some((64 * warpgroups, *block_n)),
             AttnVariant::Rows => None,
         }
@@ -155,10 +169,13 @@ impl AttnVariant {
         let mut v = Vec::new();
         for warpgroups in [1, 2] {
             for block_n in [64, 128] {
-                v.push(AttnVariant::Wgmma {
-                    warpgroups,
-                    block_n,
-                });
+                for pipe in [false, true] {
+                    v.push(AttnVariant::Wgmma {
+                        warpgroups,
+                        block_n,
+                        pipe,
+                    });
+                }
             }
         }
         v
@@ -184,7 +201,8 @@ impl AttnVariant {
             AttnVariant::Wgmma {
                 warpgroups,
                 block_n,
-            } => (64 * warpgroups + 4 * block_n) * head_dim * 2 + 1024,
+                pipe,
+            } => (64 * warpgroups + if *pipe { 6 } else { 4 } * block_n) * head_dim * 2 + 1024,
             AttnVariant::Rows => 0,
         }
     }
@@ -361,10 +379,12 @@ pub fn defines(p: &AttnProblem, variant: AttnVariant) -> Vec<(&'static str, i64)
     } else if let AttnVariant::Wgmma {
         warpgroups,
         block_n,
+        pipe,
     } = variant
     {
         d.push(("NWG", warpgroups as i64));
         d.push(("BLOCK_N", block_n as i64));
+        d.push(("PIPE", i64::from(pipe)));
     } else {
         d.push(("NWARPS", 4));
         d.push(("BLOCK_N", 64));

@@ -80,6 +80,7 @@ pub fn predict_block(
         AttnVariant::Wgmma {
             warpgroups,
             block_n,
+            ..
         } => (64 * warpgroups, block_n, c.wgmma_tflops, warpgroups <= 1),
         AttnVariant::Rows => panic!("predict_block needs a tile variant"),
     };
