@@ -413,7 +413,7 @@ mod tests {
         }
         assert!(checked >= 40, "only {checked} committed measurements");
         assert!(
-            m.max_err_attention <= 0.40 && m.max_err_decode <= 0.20,
+            m.max_err_attention <= 0.20 && m.max_err_decode <= 0.20,
             "stated errors grew: {m:?}"
         );
     }
