@@ -58,6 +58,8 @@ __device__ __forceinline__ void mma16816(float* c, const u32* a, u32 b0, u32 b1)
 #endif
 }
 
+#include_softmax
+
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 attn_block(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __restrict__ V,
            u16* __restrict__ O, float* __restrict__ LSE, int H, int HKV, int NQ, int NKV,
@@ -112,7 +114,6 @@ attn_block(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
                         sQ + swz(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
         }
         const int entry = tile_idx[it];
-        const int kt = entry >> 1;
         const u16* ks = sK + stage * BLOCK_N * HEAD_DIM;
         const u16* vs = sV + stage * BLOCK_N * HEAD_DIM;
 
@@ -128,49 +129,7 @@ attn_block(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
                 mma16816(s[j], qf[kk + 1], b2, b3);
             }
         }
-#pragma unroll
-        for (int j = 0; j < NTILES; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[j][e] *= scale_log2;
-        if (entry & 1) {
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j)
-#pragma unroll
-                for (int e0 = 0; e0 < 2; ++e0) {
-                    int col = kt * BLOCK_N + j * 8 + 2 * t + e0;
-                    int clo = col < NKV ? lo[col] : 0x7fffffff;
-                    int chi = col < NKV ? hi[col] : 0;
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        int row = q0 + warp * 16 + g + r * 8;
-                        if (row < clo || row >= chi) s[j][r * 2 + e0] = NEG_INF;
-                    }
-                }
-        }
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = m_r[r];
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-            const float m_use = mx == NEG_INF ? 0.f : mx;
-            const float alpha = fast_exp2(m_r[r] - m_use);
-            m_r[r] = mx;
-            float sum = 0.f;
-#pragma unroll
-            for (int j = 0; j < NTILES; ++j) {
-                s[j][2 * r] = fast_exp2(s[j][2 * r] - m_use);
-                s[j][2 * r + 1] = fast_exp2(s[j][2 * r + 1] - m_use);
-                sum += s[j][2 * r] + s[j][2 * r + 1];
-            }
-            l_r[r] = l_r[r] * alpha + sum;
-#pragma unroll
-            for (int d = 0; d < DTILES; ++d) {
-                o[d][2 * r] *= alpha;
-                o[d][2 * r + 1] *= alpha;
-            }
-        }
+        softmax_tile(&s[0][0], &o[0][0], m_r, l_r, entry, q0 + warp * 16 + g, t, lo, hi, NKV, scale_log2);
 #pragma unroll
         for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
             u32 a[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),

@@ -40,7 +40,9 @@ impl Source {
             Source::Decode => include_str!("../kernels/decode.cu"),
             Source::AttentionSm90 => include_str!("../kernels/attention_sm90.cu"),
         };
-        let body = body.replace("#include_wgmma", include_str!("../kernels/wgmma.cuh"));
+        let body = body
+            .replace("#include_wgmma", include_str!("../kernels/wgmma.cuh"))
+            .replace("#include_softmax", include_str!("../kernels/softmax.cuh"));
         format!("{COMMON}\n{body}")
     }
 }
