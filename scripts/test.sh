@@ -37,6 +37,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set -o pipefail
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The GPU tests pass without a device but say so; cargo captures their output, so show it.
+gpu_skipped=$(cargo test -p gpu --test gpu --locked fp64 -- --nocapture 2>&1 | grep -c "^skipped: no CUDA device" || true)
+[ "$gpu_skipped" -eq 0 ] || echo "GPU tests: $gpu_skipped passed without running their kernels (skipped: no CUDA device)"
 # One closing line with the totals over every test binary (cargo's own last line is that of
 # the doc tests, which may count none).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }

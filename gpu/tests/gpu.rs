@@ -84,7 +84,7 @@ fn gpu_or_skip() -> Option<Gpu> {
     match Gpu::open(0) {
         Ok(g) => Some(g),
         Err(e) => {
-            println!("skipped: no CUDA device ({e})");
+            println!("skipped: {e}");
             None
         }
     }
