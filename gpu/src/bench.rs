@@ -411,14 +411,7 @@ fn run_attention(
             local_bytes: local,
         });
     }
-    if let Some(best) = rows.iter_mut().min_by(|a, b| {
-        a.timing
-            .map(|t| t.median_us)
-            .unwrap_or(f64::INFINITY)
-            .total_cmp(&b.timing.map(|t| t.median_us).unwrap_or(f64::INFINITY))
-    }) {
-        best.selected = true;
-    }
+    mark_best(&mut rows);
     Ok(rows)
 }
 
@@ -478,7 +471,6 @@ fn run_decode(
         });
     }
     mark_best(&mut rows);
-    let first_pq = rows.len();
     for &m in &case.pq_m {
         for &window in &case.pq_window {
             let cache = PqCache::random(p, m, window, seed + 17)?;
@@ -519,10 +511,10 @@ fn run_decode(
             rows.extend(best);
         }
     }
-    let _ = first_pq;
     Ok(rows)
 }
 
+/// Marks the fastest row as the selected one.
 fn mark_best(rows: &mut [Row]) {
     if let Some(b) = rows.iter_mut().min_by(|a, b| {
         let ta = a.timing.map_or(f64::INFINITY, |t| t.median_us);

@@ -217,10 +217,15 @@ pub fn errors(m: &LatencyModel, pts: &[CalibrationPoint]) -> Vec<(String, f64, f
         .collect()
 }
 
+/// Subspaces M of a PQ decode row (its cache label reads "pq-m<M>-w<window>").
+fn pq_subspaces(r: &Measured) -> Option<f64> {
+    r.mask.strip_prefix("pq-m")?.split('-').next()?.parse().ok()
+}
+
 /// The model's prediction for a calibration point, µs.
 pub fn predict(m: &LatencyModel, pt: &CalibrationPoint) -> Option<f64> {
     let r = &pt.row;
-    let [batch, _heads, kv_heads, _, n_kv, head_dim] = r.shape;
+    let [batch, _heads, kv_heads, _, n_kv, _head_dim] = r.shape;
     let bytes = r.gbytes_per_s * r.median_us * 1e3;
     match r.kind.as_str() {
         "attention" => {
@@ -228,17 +233,7 @@ pub fn predict(m: &LatencyModel, pt: &CalibrationPoint) -> Option<f64> {
             m.attention_us(p, mask, *v)
         }
         "decode_fp16" => Some(m.decode_us(bytes)),
-        "decode_pq" => {
-            let mm: f64 = r
-                .mask
-                .strip_prefix("pq-m")?
-                .split('-')
-                .next()?
-                .parse()
-                .ok()?;
-            let _ = head_dim;
-            Some(m.pq_us((batch * kv_heads * n_kv) as f64, mm, bytes))
-        }
+        "decode_pq" => Some(m.pq_us((batch * kv_heads * n_kv) as f64, pq_subspaces(r)?, bytes)),
         _ => None,
     }
 }
@@ -324,12 +319,7 @@ pub fn fit(pts: &[CalibrationPoint]) -> LatencyModel {
     {
         let r = &pt.row;
         let keys = (r.shape[0] * r.shape[2] * r.shape[4]) as f64;
-        let mm: f64 = r
-            .mask
-            .strip_prefix("pq-m")
-            .and_then(|s| s.split('-').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0);
+        let Some(mm) = pq_subspaces(r) else { continue };
         a.push(vec![1.0, keys * 1e-3, keys * mm * 1e-3]);
         y.push(r.median_us);
     }
