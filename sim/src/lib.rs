@@ -4,8 +4,12 @@
 //!   hybrid) and the Barrett and Montgomery baselines, bit-exact, with cycle counts and resource
 //!   inventories.
 //!
-//! The ReRAM, PCIe and sequence-parallel attention simulators arrive with their issues.
+//! - [`ring`]: sequence-parallel attention schedules (Ring, zigzag Ring, TokenRing, zigzag
+//!   TokenRing) on NVSwitch, mesh, PCIe-tree, ring and torus networks, with an fp64 execution.
+//!
+//! The ReRAM and PCIe simulators arrive with their issues.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod modred;
+pub mod ring;

@@ -1,0 +1,4 @@
+//! Integration tests of the simulators (one test binary for the crate).
+
+mod modred;
+mod ring;
