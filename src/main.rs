@@ -17,6 +17,7 @@ use dse::runner::{self, Progress, RunOptions, Shard};
 
 mod gpu;
 mod modred;
+mod ring;
 mod rtl;
 
 /// The quickstart config, embedded so that `archsweep sweep` works with no file at hand.
@@ -97,6 +98,12 @@ enum Command {
     Gpu {
         #[command(subcommand)]
         cmd: gpu::GpuCmd,
+    },
+    /// Sequence-parallel attention (Ring, TokenRing): timelines, compute-bound crossover,
+    /// validation against published figures.
+    Ring {
+        #[command(subcommand)]
+        cmd: ring::RingCmd,
     },
     /// Verilog export, synthesis and area-model calibration.
     Rtl {
@@ -233,6 +240,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => pareto(&table, &min, &max, &reference)?,
         Command::Modred { cmd } => {
             modred::run(cmd)?;
+        }
+        Command::Ring { cmd } => {
+            ring::run(cmd)?;
         }
         Command::Rtl { cmd } => {
             rtl::run(cmd)?;

@@ -292,6 +292,37 @@ impl ModelInfo {
     pub fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m.name == name)
     }
+    /// The default point with `overrides` (`name=value` pairs as typed on a command line)
+    /// applied; an unknown name or a value outside the domain is an error naming the parameter
+    /// and what it accepts.
+    pub fn point_with(&self, overrides: &[String]) -> Result<Vec<Value>, String> {
+        let mut point: Vec<Value> = self.params.iter().map(|p| p.default.clone()).collect();
+        for o in overrides {
+            let (name, text) = o
+                .split_once('=')
+                .ok_or_else(|| format!("`{o}`: write NAME=VALUE"))?;
+            let i = self.param_index(name.trim()).ok_or_else(|| {
+                format!(
+                    "{}: no parameter `{}` (parameters: {})",
+                    self.name,
+                    name.trim(),
+                    self.param_names()
+                )
+            })?;
+            let spec = &self.params[i];
+            let text = text.trim();
+            let v = match &spec.kind {
+                ParamKind::Int { .. } => text.parse::<i64>().ok().map(Value::Int),
+                ParamKind::Real { .. } => text.parse::<f64>().ok().map(Value::Real),
+                ParamKind::Categorical { .. } => Some(Value::Cat(text.to_string())),
+                ParamKind::Bool => text.parse::<bool>().ok().map(Value::Bool),
+            }
+            .filter(|v| spec.admits(v))
+            .ok_or_else(|| format!("{}: `{text}` is not {}", spec.name, spec.domain_text()))?;
+            point[i] = v;
+        }
+        Ok(point)
+    }
     /// Comma-separated parameter names (for error messages).
     pub fn param_names(&self) -> String {
         self.params
@@ -349,6 +380,40 @@ pub trait Model: Send + Sync {
     ) -> Vec<Result<Vec<f64>, ModelError>> {
         points.iter().map(|p| self.evaluate(p, ctx)).collect()
     }
+
+    /// A timeline (Gantt chart) of how the design runs at `point`, for models that simulate
+    /// one; the report draws it for the knee point. The default has none.
+    fn timeline(&self, _point: &[Value]) -> Option<Timeline> {
+        None
+    }
+}
+
+/// A timeline to draw as a Gantt chart: one row per resource, bars coloured by activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// Title.
+    pub title: String,
+    /// Row names, top to bottom.
+    pub rows: Vec<String>,
+    /// Activity names (the legend); bars refer to them by index.
+    pub activities: Vec<String>,
+    /// Bars.
+    pub bars: Vec<TimelineBar>,
+    /// Unit of the time axis.
+    pub unit: String,
+}
+
+/// One bar of a [`Timeline`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimelineBar {
+    /// Row index.
+    pub row: usize,
+    /// Activity index.
+    pub activity: usize,
+    /// Start.
+    pub start: f64,
+    /// End.
+    pub end: f64,
 }
 
 /// Models by name.

@@ -11,11 +11,16 @@ use dse::Registry;
 
 pub mod attention;
 pub mod modred;
+pub mod ring;
 
 /// Every model archsweep knows, by name.
 pub fn registry() -> Registry {
     let mut r = dse::benchmark_registry();
-    for m in modred::all().into_iter().chain(attention::all()) {
+    for m in modred::all()
+        .into_iter()
+        .chain(attention::all())
+        .chain(ring::all())
+    {
         r.register(m);
     }
     r
@@ -37,6 +42,7 @@ mod tests {
             "modred.montgomery",
             "attention.masked",
             "kvcache.pq",
+            "ring.attention",
         ] {
             assert!(r.get(name).is_some(), "{name} missing");
         }

@@ -357,6 +357,23 @@ pub fn write(
             (160 * m as u32 + 300, 500),
         )?;
     }
+    // The model's own timeline of the knee point (else the best point of the first objective).
+    if let Some(k) = s.knee.or(s.best.first().copied()) {
+        if let Some(i) = a.positions().get(&k) {
+            if let Some(t) = study.model.timeline(&a.params[*i]) {
+                let height = (28 * t.rows.len() as u32 + 140).clamp(300, 1400);
+                figure(
+                    "timeline",
+                    &format!(
+                        "Timeline of the {} point",
+                        if s.knee.is_some() { "knee" } else { "best" }
+                    ),
+                    Figure::Gantt(&t),
+                    (1100, height),
+                )?;
+            }
+        }
+    }
     if !s.hypervolume_per_generation.is_empty() {
         let pts: Vec<(f64, f64)> = s
             .hypervolume_per_generation

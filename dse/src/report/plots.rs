@@ -53,6 +53,9 @@ pub enum Figure<'a> {
         /// (label, colour, vectors, marker size) per layer.
         layers: Vec<(&'a str, RGBColor, Vec<Vec<f64>>, u32)>,
     },
+    /// A Gantt chart: bars on rows, coloured by activity (colours cycle through
+    /// [`PALETTE`]), each row split in lanes so that overlapping activities stay visible.
+    Gantt(&'a crate::model::Timeline),
     /// Parallel coordinates over normalised axes.
     Parallel {
         /// Title.
@@ -233,8 +236,82 @@ fn draw<DB: DrawingBackend>(
                 }
             }
         }
+        Figure::Gantt(t) => gantt(&root, t)?,
     }
     root.present()?;
+    Ok(())
+}
+
+/// Colours of the Gantt activities, in order.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn gantt<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    t: &crate::model::Timeline,
+) -> DrawResult<DB::ErrorType> {
+    let rows = t.rows.len().max(1);
+    let lanes = t.activities.len().max(1) as f64;
+    let end = t.bars.iter().map(|b| b.end).fold(0.0, f64::max).max(1e-9);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&t.title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..end * 1.02, -0.5f64..rows as f64 - 0.5)?;
+    let names = t.rows.clone();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(rows + 1)
+        .y_label_formatter(&|y| {
+            // Row r is centred on y = rows − 1 − r.
+            let r = rows as f64 - 1.0 - y;
+            let i = r.round();
+            if (r - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+                names[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(format!("time ({})", t.unit))
+        .label_style(("sans-serif", 12))
+        .draw()?;
+    for (a, name) in t.activities.iter().enumerate() {
+        let color = PALETTE[a % PALETTE.len()];
+        let lane = |row: usize| {
+            let base = (rows - 1 - row) as f64 - 0.45;
+            (
+                base + 0.9 * a as f64 / lanes,
+                base + 0.9 * (a + 1) as f64 / lanes,
+            )
+        };
+        chart
+            .draw_series(
+                t.bars
+                    .iter()
+                    .filter(|b| b.activity == a && b.row < rows)
+                    .map(|b| {
+                        let (y0, y1) = lane(b.row);
+                        Rectangle::new([(b.start, y0), (b.end.max(b.start), y1)], color.filled())
+                    }),
+            )?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 12))
+        .draw()?;
     Ok(())
 }
 

@@ -39,6 +39,37 @@ impl Model for Mixed {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
+    fn timeline(&self, p: &[Value]) -> Option<dse::model::Timeline> {
+        // One row per lane, a "work" bar then a "wait" bar whose length depends on the point.
+        let n = p[0].as_f64()? as usize;
+        let w = p[1].as_f64()?;
+        let bars = (0..n)
+            .flat_map(|r| {
+                let t = (r + 1) as f64 * w;
+                [
+                    dse::model::TimelineBar {
+                        row: r,
+                        activity: 0,
+                        start: 0.0,
+                        end: t,
+                    },
+                    dse::model::TimelineBar {
+                        row: r,
+                        activity: 1,
+                        start: t,
+                        end: t + w,
+                    },
+                ]
+            })
+            .collect();
+        Some(dse::model::Timeline {
+            title: format!("{n} lanes"),
+            rows: (0..n).map(|r| format!("lane{r}")).collect(),
+            activities: vec!["work".into(), "wait".into()],
+            bars,
+            unit: "ns".into(),
+        })
+    }
     fn evaluate(&self, p: &[Value], _: &EvalContext) -> Result<Vec<f64>, ModelError> {
         let (Value::Int(n), Value::Real(w), Value::Cat(mode), Value::Bool(flag)) =
             (&p[0], &p[1], &p[2], &p[3])
@@ -248,6 +279,15 @@ fn failures_are_recorded_and_the_sweep_goes_on() {
             && dir.path().join("plots/pareto.svg").exists()
             && dir.path().join("plots/pareto.png").exists()
     );
+    // The model's timeline of the knee point is drawn (SVG with its row names, PNG, in the HTML).
+    let svg = std::fs::read_to_string(dir.path().join("plots/timeline.svg")).unwrap();
+    assert!(
+        svg.contains("lane0") && svg.contains("wait"),
+        "timeline SVG lacks rows/legend"
+    );
+    assert!(dir.path().join("plots/timeline.png").exists());
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("Timeline of the knee point"));
 }
 
 #[test]
@@ -451,4 +491,32 @@ fn no_feasible_point_is_warned_in_the_report() {
         html.contains("no evaluated point meets the constraints"),
         "report lacks the warning"
     );
+}
+
+#[test]
+fn points_typed_on_a_command_line_are_checked_against_the_domain() {
+    let m = Mixed::default();
+    let info = m.info();
+    let p = info
+        .point_with(&["n=12".into(), "mode=b".into(), "flag=true".into()])
+        .unwrap();
+    assert_eq!(
+        p,
+        vec![
+            Value::Int(12),
+            Value::Real(32.0),
+            Value::Cat("b".into()),
+            Value::Bool(true)
+        ]
+    );
+    for (arg, want) in [
+        ("n=100", "integer in [1, 64]"),
+        ("mode=z", "one of a, b, c"),
+        ("speed=3", "parameters: n, width, mode, flag"),
+        ("n", "NAME=VALUE"),
+        ("flag=yes", "true or false"),
+    ] {
+        let e = info.point_with(&[arg.into()]).unwrap_err();
+        assert!(e.contains(want), "{arg}: {e}");
+    }
 }

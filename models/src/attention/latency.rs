@@ -95,6 +95,25 @@ impl LatencyModel {
         let [a, c, b] = self.coeff(v)?;
         raw_attention_us(p, mask, v).map(|(x, partial)| a * x + c * partial + b)
     }
+    /// The fastest calibrated variant among `candidates` for a mask: (time µs, variant).
+    pub fn best_attention_us(
+        &self,
+        p: &AttnProblem,
+        mask: &MaskSpec,
+        candidates: &[AttnVariant],
+    ) -> Option<(f64, AttnVariant)> {
+        candidates
+            .iter()
+            .filter_map(|&v| self.attention_us(p, mask, v).map(|t| (t, v)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+    /// Every variant the model can auto-select from at head dimension `d`.
+    pub fn auto_candidates(d: usize) -> Vec<AttnVariant> {
+        AttnVariant::block_candidates(d)
+            .into_iter()
+            .chain(AttnVariant::wgmma_candidates())
+            .collect()
+    }
     /// fp16 split-KV decode time, µs, for `bytes` of required traffic.
     pub fn decode_us(&self, bytes: f64) -> f64 {
         self.decode_launch_us + bytes / (self.decode_gbs * 1e3)

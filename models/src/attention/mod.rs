@@ -211,20 +211,10 @@ impl Model for MaskedAttention {
             dtype: Dtype::F16,
         };
         let candidates: Vec<AttnVariant> = match cat(p, 8) {
-            "auto" => AttnVariant::block_candidates(d)
-                .into_iter()
-                .chain(AttnVariant::wgmma_candidates())
-                .collect(),
+            "auto" => latency::LatencyModel::auto_candidates(d),
             l => vec![AttnVariant::parse(l).map_err(|e| ModelError::Infeasible(e.to_string()))?],
         };
-        let mut best: Option<(f64, AttnVariant)> = None;
-        for v in candidates {
-            if let Some(t) = self.lat.attention_us(&prob, &mask, v) {
-                if best.is_none_or(|(bt, _)| t < bt) {
-                    best = Some((t, v));
-                }
-            }
-        }
+        let best = self.lat.best_attention_us(&prob, &mask, &candidates);
         let (t, v) = best.ok_or_else(|| {
             ModelError::Infeasible(format!(
                 "no kernel variant supports {} at d = {d}",

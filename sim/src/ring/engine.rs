@@ -153,6 +153,7 @@ fn tasks(plan: &Plan, model: &dyn ComputeModel) -> Vec<Task> {
     let mut delivered = std::collections::HashMap::new();
     let mut last_compute: Vec<Option<usize>> = vec![None; n];
     let mut work_task = std::collections::HashMap::new(); // (step, dev) -> task
+    let mut work_rows = std::collections::HashMap::new(); // (step, dev) -> partial rows
     let mut comm_of_step: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); n]; plan.steps + 2];
     let mut merged_once = vec![false; n];
     let max_step = plan.transfers.iter().map(|t| t.step).max().unwrap_or(0);
@@ -191,6 +192,7 @@ fn tasks(plan: &Plan, model: &dyn ComputeModel) -> Vec<Task> {
             });
             last_compute[w.dev] = Some(out.len() - 1);
             work_task.insert((s, w.dev), out.len() - 1);
+            work_rows.insert((s, w.dev), w.rows);
             wi += 1;
         }
         // Transfers issued in step s.
@@ -236,12 +238,7 @@ fn tasks(plan: &Plan, model: &dyn ComputeModel) -> Vec<Task> {
                     from,
                     step,
                 } => {
-                    let rows = plan
-                        .works
-                        .iter()
-                        .find(|w| w.step == step && w.dev == from)
-                        .map_or(0, |w| w.rows);
-                    merges.push((q_owner, id, rows));
+                    merges.push((q_owner, id, work_rows[&(step, from)]));
                 }
             }
             ti += 1;
@@ -288,44 +285,58 @@ struct Flow {
     rate: f64,
 }
 
-/// Max-min fair rates (progressive filling) of `flows` over links of capacity `cap`.
-fn fair_rates(flows: &mut [Flow], routes: &[&[usize]], cap: &[f64], scratch: &mut Scratch) {
-    let Scratch { left, count, used } = scratch;
-    used.clear();
-    for r in routes {
+/// Max-min fair rates (progressive filling) of `flows` over links of capacity `cap`: the link
+/// with the smallest fair share fixes the rate of its unfixed flows, which leave every link
+/// they cross; repeated until every flow has a rate. All links tied at the lowest share are
+/// settled in one round, so symmetric networks need few rounds.
+fn fair_rates(flows: &mut [Flow], routes: &[&[usize]], cap: &[f64], sc: &mut Scratch) {
+    sc.used.clear();
+    for (i, r) in routes.iter().enumerate() {
         for &l in *r {
-            if count[l] == 0 {
-                used.push(l);
-                left[l] = cap[l];
+            if sc.count[l] == 0 {
+                sc.used.push(l);
+                sc.left[l] = cap[l];
+                sc.on[l].clear();
             }
-            count[l] += 1;
+            sc.count[l] += 1;
+            sc.on[l].push(i);
         }
     }
-    let mut frozen = vec![false; flows.len()];
-    let mut todo = flows.len();
-    while todo > 0 {
-        let Some(&l) = used
+    sc.fixed.clear();
+    sc.fixed.resize(flows.len(), false);
+    loop {
+        let share = sc
+            .used
             .iter()
-            .filter(|&&l| count[l] > 0)
-            .min_by(|&&a, &&b| (left[a] / count[a] as f64).total_cmp(&(left[b] / count[b] as f64)))
-        else {
+            .filter(|&&l| sc.count[l] > 0)
+            .map(|&l| sc.left[l] / sc.count[l] as f64)
+            .fold(f64::INFINITY, f64::min);
+        if !share.is_finite() {
             break;
-        };
-        let share = left[l] / count[l] as f64;
-        for (i, f) in flows.iter_mut().enumerate() {
-            if !frozen[i] && routes[i].contains(&l) {
-                frozen[i] = true;
-                todo -= 1;
-                f.rate = share;
+        }
+        // Every link at the lowest share saturates at once (symmetric networks have many).
+        let level = share * (1.0 + 1e-12);
+        for u in 0..sc.used.len() {
+            let l = sc.used[u];
+            if sc.count[l] == 0 || sc.left[l] / sc.count[l] as f64 > level {
+                continue;
+            }
+            for k in 0..sc.on[l].len() {
+                let i = sc.on[l][k];
+                if sc.fixed[i] {
+                    continue;
+                }
+                sc.fixed[i] = true;
+                flows[i].rate = share;
                 for &m in routes[i] {
-                    left[m] -= share;
-                    count[m] -= 1;
+                    sc.left[m] -= share;
+                    sc.count[m] -= 1;
                 }
             }
         }
     }
-    for &l in used.iter() {
-        count[l] = 0;
+    for &l in &sc.used {
+        sc.count[l] = 0;
     }
 }
 
@@ -333,6 +344,8 @@ struct Scratch {
     left: Vec<f64>,
     count: Vec<usize>,
     used: Vec<usize>,
+    on: Vec<Vec<usize>>,
+    fixed: Vec<bool>,
 }
 
 /// Simulates `plan` on `cluster` with compute times from `model`.
@@ -382,6 +395,8 @@ pub fn simulate_on(
         left: vec![0.0; cap.len()],
         count: vec![0; cap.len()],
         used: Vec::new(),
+        on: vec![Vec::new(); cap.len()],
+        fixed: Vec::new(),
     };
     let mut t = 0.0f64;
     let mut done = 0;
