@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds what a GPU machine needs (it has no Rust): gpubench and the gpu crate's test binary,
+# Builds what a GPU machine needs (it has no Rust): gpubench, ringbench and the gpu crate's test binary,
 # copied into .devbin/ (ignored by git). Then, on the GPU machine, from the repository root:
-#   bash scripts/gpu_bench.sh OUTDIR
+#   bash scripts/gpu_bench.sh OUTDIR     (kernels and PyTorch peers)
+#   bash scripts/ring_bench.sh OUTDIR    (sequence-parallel attention over NCCL)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p gpu --bin gpubench
+cargo build --release -p gpu --bin gpubench --bin ringbench
 mkdir -p .devbin
-cp target/release/gpubench .devbin/
+cp target/release/gpubench target/release/ringbench .devbin/
 test_bin=$(cargo test --release -p gpu --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
 for l in sys.stdin:

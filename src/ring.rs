@@ -49,6 +49,9 @@ pub enum RingCmd {
         /// Markdown table to write (never overwritten).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Measured sequence-parallel runs (ringbench CSV) to check the block compute against.
+        #[arg(long, default_value = "results/ring/h100_degenerate/ring.csv")]
+        measured: PathBuf,
     },
 }
 
@@ -167,11 +170,33 @@ pub fn run(cmd: RingCmd) -> Result<()> {
                 write_new(&p, &md)?;
             }
         }
-        RingCmd::Validate { out } => {
-            let checks = study::validation(lat);
+        RingCmd::Validate { out, measured } => {
+            let checks = study::validation(lat.clone());
+            let text = std::fs::read_to_string(&measured)
+                .with_context(|| format!("reading {}", measured.display()))?;
+            let compute = CalibratedCompute::new(lat, 1.0);
+            let kc = study::compute_checks(&text, &measured.display().to_string(), &compute)
+                .map_err(anyhow::Error::msg)?;
+            let mut table =
+                String::from("| case | measured us | predicted us | error |\n|---|---|---|---|\n");
+            for c in &kc {
+                table.push_str(&format!(
+                    "| {} | {:.1} | {:.1} | {:+.1}% |\n",
+                    c.case,
+                    c.measured_us,
+                    c.predicted_us,
+                    100.0 * c.rel_err()
+                ));
+            }
+            let worst = kc.iter().map(|c| c.rel_err().abs()).fold(0.0, f64::max);
+            let mean = kc.iter().map(|c| c.rel_err()).sum::<f64>() / kc.len().max(1) as f64;
             let md = format!(
-                "# Sequence-parallel attention simulator against published figures\n\n{}\nCommand: `{}`\n",
+                "# Sequence-parallel attention simulator against published figures\n\n{}\n## Block compute: calibrated kernel model against measured runs\n\nBusiest rank's attention + merge time in {} (one H100, degenerate mode), against the plan's blocks through the calibrated kernel model: mean error {:+.1}%, worst {:.1}%.\n\n{}\nCommand: `{}`\n",
                 study::validation_markdown(&checks),
+                measured.display(),
+                100.0 * mean,
+                100.0 * worst,
+                table,
                 command_line()
             );
             print!("{md}");

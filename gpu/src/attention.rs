@@ -7,7 +7,7 @@ use crate::mask::{MaskSpec, RowLists, TileLists};
 use crate::reference::{attention_row, ErrorStats};
 use crate::{Dtype, GpuError, Result};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
-use cudarc::driver::{CudaSlice, LaunchArgs, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -412,24 +412,50 @@ pub fn resources(gpu: &Gpu, p: &AttnProblem, variant: AttnVariant) -> Result<(i3
     Ok((regs, local))
 }
 
+/// Borrowed buffers of one launch: Q, K, V in, O and LSE out.
+pub struct AttnBufs<'a> {
+    /// Q.
+    pub q: &'a CudaSlice<u16>,
+    /// K.
+    pub k: &'a CudaSlice<u16>,
+    /// V.
+    pub v: &'a CudaSlice<u16>,
+    /// Output.
+    pub o: &'a mut CudaSlice<u16>,
+    /// Log-sum-exp per query row.
+    pub lse: &'a mut CudaSlice<f32>,
+}
+
+impl DeviceAttn {
+    /// The buffers, borrowed for a launch.
+    pub fn bufs(&mut self) -> AttnBufs<'_> {
+        AttnBufs {
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            o: &mut self.o,
+            lse: &mut self.lse,
+        }
+    }
+}
+
 /// Pushes the arguments every attention kernel starts with: Q, K, V, O, LSE, H, HKV, NQ, NKV
 /// and the softmax scale in base 2.
 fn push_common<'a>(
     b: &mut LaunchArgs<'a>,
-    dev: &'a mut DeviceAttn,
+    bufs: &'a mut AttnBufs<'_>,
     dims: &'a [i32; 4],
     scale_log2: &'a f32,
 ) {
-    let DeviceAttn { q, k, v, o, lse } = dev;
-    let (q, k, v): (&'a CudaSlice<u16>, &'a CudaSlice<u16>, &'a CudaSlice<u16>) = (q, k, v);
-    b.arg(q).arg(k).arg(v).arg(o).arg(lse);
+    b.arg(bufs.q).arg(bufs.k).arg(bufs.v);
+    b.arg(&mut *bufs.o).arg(&mut *bufs.lse);
     for d in dims {
         b.arg(d);
     }
     b.arg(scale_log2);
 }
 
-/// Enqueues one forward pass.
+/// Enqueues one forward pass on the GPU's stream.
 pub fn launch(
     gpu: &Gpu,
     p: &AttnProblem,
@@ -437,6 +463,28 @@ pub fn launch(
     dev: &mut DeviceAttn,
     mask: &DeviceMask,
 ) -> Result<()> {
+    launch_on(gpu, &gpu.stream, p, variant, dev.bufs(), mask)
+}
+
+/// Enqueues one forward pass on `stream` (of the GPU's context) with borrowed buffers.
+pub fn launch_on(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    p: &AttnProblem,
+    variant: AttnVariant,
+    mut bufs: AttnBufs<'_>,
+    mask: &DeviceMask,
+) -> Result<()> {
+    if bufs.q.len() < p.q_len()
+        || bufs.k.len() < p.kv_len()
+        || bufs.v.len() < p.kv_len()
+        || bufs.o.len() < p.q_len()
+        || bufs.lse.len() < p.batch * p.heads * p.n_q
+    {
+        return Err(GpuError::Check(format!(
+            "attention buffers smaller than the problem {p:?}"
+        )));
+    }
     p.validate()?;
     let scale_log2 = (p.scale() * std::f64::consts::LOG2_E) as f32;
     let dims = [
@@ -500,8 +548,8 @@ pub fn launch(
             // signature); every buffer is sized for `p`
             // and the lists were built for this tile shape and problem.
             unsafe {
-                let mut b = gpu.stream.launch_builder(&f);
-                push_common(&mut b, dev, &dims, &scale_log2);
+                let mut b = stream.launch_builder(&f);
+                push_common(&mut b, &mut bufs, &dims, &scale_log2);
                 b.arg(ptr)
                     .arg(idx)
                     .arg(lo)
@@ -522,8 +570,8 @@ pub fn launch(
             #[allow(unsafe_code)]
             // SAFETY: argument order and types match attn_rows; buffers sized for `p`.
             unsafe {
-                let mut b = gpu.stream.launch_builder(&f);
-                push_common(&mut b, dev, &dims, &scale_log2);
+                let mut b = stream.launch_builder(&f);
+                push_common(&mut b, &mut bufs, &dims, &scale_log2);
                 b.arg(ptr)
                     .arg(idx)
                     .arg(&batched)

@@ -193,6 +193,14 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// Whether NCCL can be loaded (`libnccl.so` on the library path; the PyPI wheel
+/// nvidia-nccl-cu13 ships `libnccl.so.2`, which needs a `libnccl.so` link beside it).
+#[allow(unsafe_code)]
+pub fn nccl_present() -> bool {
+    // SAFETY: only tries to dlopen NCCL.
+    unsafe { cudarc::nccl::sys::is_culib_present() }
+}
+
 #[allow(unsafe_code)]
 fn driver_version() -> i32 {
     let mut v = 0i32;

@@ -20,6 +20,8 @@ pub enum Source {
     Decode,
     /// `attention_sm90.cu`: masked prefill attention with Hopper's warpgroup MMA (sm_90a).
     AttentionSm90,
+    /// `ring.cu`: partial-result merge and conversion for sequence-parallel attention.
+    Ring,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Attention => "attention.cu",
             Source::Decode => "decode.cu",
             Source::AttentionSm90 => "attention_sm90.cu",
+            Source::Ring => "ring.cu",
         }
     }
     /// The source text (common helpers prepended).
@@ -39,6 +42,7 @@ impl Source {
             Source::Attention => include_str!("../kernels/attention.cu"),
             Source::Decode => include_str!("../kernels/decode.cu"),
             Source::AttentionSm90 => include_str!("../kernels/attention_sm90.cu"),
+            Source::Ring => include_str!("../kernels/ring.cu"),
         };
         let body = body
             .replace("#include_wgmma", include_str!("../kernels/wgmma.cuh"))

@@ -26,6 +26,8 @@ pub mod mask;
 pub mod pq;
 pub mod reference;
 pub mod results;
+pub mod ring;
+pub mod ring_bench;
 pub mod search;
 
 /// Errors of the GPU crate.

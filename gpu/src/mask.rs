@@ -76,6 +76,18 @@ pub enum MaskSpec {
         #[serde(default = "yes")]
         causal: bool,
     },
+    /// Causal on the global positions of sequence shards (sequence-parallel attention): local
+    /// row i is global position `q_starts[i / run] + i % run`, column j likewise with
+    /// `k_starts`; (i, j) is allowed when the key's position does not exceed the query's.
+    /// `q_starts` ascend, so each column's allowed rows are a suffix.
+    Shards {
+        /// Tokens per run (chunk).
+        run: usize,
+        /// Global start of each query run, ascending.
+        q_starts: Vec<usize>,
+        /// Global start of each key run.
+        k_starts: Vec<usize>,
+    },
     /// Arbitrary element mask: (i, j) allowed when `hash_unit(seed, i, j) < density` or i == j.
     Random {
         /// Fraction of allowed elements.
@@ -116,6 +128,7 @@ impl MaskSpec {
                 )
             }
             MaskSpec::Random { density, .. } => format!("random{density:.4}"),
+            MaskSpec::Shards { run, .. } => format!("shards{run}"),
         }
     }
 
@@ -147,6 +160,25 @@ impl MaskSpec {
                 bad(format!("density {density} must lie in [0, 1]"))
             }
             _ if n_q == 0 || n_kv == 0 => bad("empty sequence".into()),
+            MaskSpec::Shards {
+                run,
+                q_starts,
+                k_starts,
+            } => {
+                if *run == 0 || q_starts.len() * run != n_q || k_starts.len() * run != n_kv {
+                    bad(format!(
+                        "{} query and {} key runs of {run} tokens do not cover {n_q} queries and {n_kv} keys",
+                        q_starts.len(),
+                        k_starts.len()
+                    ))
+                } else if q_starts.windows(2).any(|w| w[1] < w[0] + run) {
+                    bad(format!(
+                        "query runs {q_starts:?} must ascend without overlap"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -200,6 +232,19 @@ impl MaskSpec {
                 (if *causal { j } else { s }, e.min(n_q))
             }
             MaskSpec::Random { .. } => return None,
+            MaskSpec::Shards {
+                run,
+                q_starts,
+                k_starts,
+            } => {
+                let kpos = k_starts[j / run] + j % run;
+                let lo = q_starts
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &s)| s + run > kpos)
+                    .map_or(n_q, |(a, &s)| a * run + kpos.saturating_sub(s));
+                (lo, n_q)
+            }
         };
         Some((r.0.min(n_q), r.1.max(r.0.min(n_q))))
     }
@@ -542,6 +587,56 @@ mod tests {
                 assert_eq!(t.allowed, allowed, "{}", mask.label());
             }
         }
+    }
+
+    /// Shard masks (zigzag and contiguous sequence-parallel blocks) compile exactly too, and
+    /// equal causal attention on the global positions.
+    #[test]
+    fn shard_masks_follow_global_positions() {
+        let run = 96;
+        for (q_starts, k_starts) in [
+            (vec![96, 672], vec![0, 768]),  // zigzag: rank 1 of 4 against rank 0
+            (vec![96, 672], vec![96, 672]), // zigzag diagonal
+            (vec![0, 768], vec![288, 480]), // zigzag: rank 0 against rank 3
+            (vec![192], vec![192]),         // contiguous diagonal
+            (vec![192], vec![384]),         // contiguous, nothing allowed
+        ] {
+            let (n_q, n_kv) = (run * q_starts.len(), run * k_starts.len());
+            let mask = MaskSpec::Shards {
+                run,
+                q_starts: q_starts.clone(),
+                k_starts: k_starts.clone(),
+            };
+            let gq = |i: usize| q_starts[i / run] + i % run;
+            let gk = |j: usize| k_starts[j / run] + j % run;
+            for i in 0..n_q {
+                for j in 0..n_kv {
+                    assert_eq!(mask.allowed(0, i, j, n_q, n_kv), gk(j) <= gq(i), "{i} {j}");
+                }
+            }
+            for (bm, bn) in [(64, 64), (128, 128), (64, 32)] {
+                let t = TileLists::build(&mask, 1, n_q, n_kv, bm, bn).unwrap();
+                let want: u64 = (0..n_q)
+                    .map(|i| (0..n_kv).filter(|&j| gk(j) <= gq(i)).count() as u64)
+                    .sum();
+                assert_eq!(t.allowed, want);
+            }
+        }
+        let bad = MaskSpec::Shards {
+            run: 64,
+            q_starts: vec![128, 0],
+            k_starts: vec![0, 64],
+        };
+        assert!(bad
+            .validate(128, 128)
+            .unwrap_err()
+            .to_string()
+            .contains("ascend"));
+        assert!(bad
+            .validate(100, 128)
+            .unwrap_err()
+            .to_string()
+            .contains("do not cover"));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use gpu::device::{nvrtc_present, Gpu};
 use gpu::harness::Harness;
 use gpu::kernels::{KernelKey, Source};
 use gpu::mask::MaskSpec;
+use gpu::ring::{SpCluster, SpRun};
 use gpu::Dtype;
+use sim::ring::{AttnShape, Plan, Schedule};
 
 fn all_variant_defines() -> Vec<KernelKey> {
     let mut keys = vec![KernelKey::new(Source::Copy, &[])];
@@ -37,6 +39,10 @@ fn all_variant_defines() -> Vec<KernelKey> {
             }
             keys.push(KernelKey::new(
                 Source::Decode,
+                &[("HEAD_DIM", d), ("IS_BF16", bf)],
+            ));
+            keys.push(KernelKey::new(
+                Source::Ring,
                 &[("HEAD_DIM", d), ("IS_BF16", bf)],
             ));
             for m in [16, 32, 64] {
@@ -351,5 +357,84 @@ fn kernels_match_fp64_on_real_minilm_activations() {
             e.relative()
         );
         assert!(e.relative() < 4.0 * dtype.unit_roundoff());
+    }
+}
+
+/// The variant sequence-parallel runs use: the fastest measured on Hopper, else the portable
+/// block kernel.
+fn sp_variant(gpu: &Gpu) -> AttnVariant {
+    AttnVariant::parse(if gpu.arch() == "sm_90a" {
+        "wgmma-m128-n128-pipe"
+    } else {
+        "block-m64-n64"
+    })
+    .unwrap()
+}
+
+#[test]
+fn sequence_parallel_schedules_over_nccl_match_fp64_in_degenerate_mode() {
+    // One GPU, several logical ranks: every shard, query block and partial result travels
+    // through NCCL (world-size-1 communicators, send/receive to self).
+    let cluster = match SpCluster::open(1) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("skipped: {e}");
+            return;
+        }
+    };
+    let variant = sp_variant(&cluster.gpus[0]);
+    let mut seed = 500;
+    for schedule in Schedule::ALL {
+        for causal in [false, true] {
+            for (heads, kv_heads) in [(4, 4), (8, 2)] {
+                for ranks in [1, 2, 3, 4] {
+                    seed += 1;
+                    let d = if seed % 2 == 0 { 64 } else { 128 };
+                    let dtype = if seed % 3 == 0 {
+                        Dtype::Bf16
+                    } else {
+                        Dtype::F16
+                    };
+                    // Chunks of 80 tokens: not a multiple of any tile.
+                    let shape = AttnShape {
+                        tokens: 2 * ranks * 80,
+                        heads,
+                        kv_heads,
+                        head_dim: d,
+                        causal,
+                        elem_bytes: 2,
+                    };
+                    let p = AttnProblem {
+                        batch: 1,
+                        heads,
+                        kv_heads,
+                        n_q: shape.tokens,
+                        n_kv: shape.tokens,
+                        head_dim: d,
+                        dtype,
+                    };
+                    let host = HostAttn::random(&p, seed);
+                    let plan = Plan::new(schedule, shape, ranks).unwrap();
+                    let mut run =
+                        SpRun::new(&cluster, plan, dtype, variant, &host.q, &host.k, &host.v)
+                            .unwrap();
+                    let t = run.run().unwrap();
+                    let (o, lse) = run.output().unwrap();
+                    let mask = if causal {
+                        MaskSpec::Causal
+                    } else {
+                        MaskSpec::Full
+                    };
+                    let c = attention::check(&p, &mask, &host, &o, &lse, usize::MAX, 0);
+                    let what = format!("{schedule:?} ranks={ranks} causal={causal} H={heads}/{kv_heads} d={d} {dtype:?}");
+                    assert_eq!(c.unwritten, 0, "{what}");
+                    // Partials are rounded to the element type before each merge.
+                    let tol = 8.0 * dtype.unit_roundoff();
+                    assert!(c.out.relative() < tol, "{what}: {:.3e}", c.out.relative());
+                    assert!(c.lse_max_abs < 1e-2, "{what}: lse {:.3e}", c.lse_max_abs);
+                    assert!(t.total_us > 0.0 && t.compute_us.len() >= ranks, "{what}");
+                }
+            }
+        }
     }
 }

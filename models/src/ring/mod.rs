@@ -528,6 +528,29 @@ mod tests {
     }
 
     #[test]
+    fn calibrated_block_times_predict_the_measured_sequence_parallel_compute() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../results/ring/h100_degenerate/ring.csv"
+        );
+        let csv = std::fs::read_to_string(path).unwrap();
+        let compute = CalibratedCompute::new(Arc::new(latency::committed()), 1.0);
+        let checks = study::compute_checks(&csv, path, &compute).unwrap();
+        assert_eq!(checks.len(), 48);
+        for c in &checks {
+            println!(
+                "{:40} measured {:9.1} predicted {:9.1} ({:+.1}%)",
+                c.case,
+                c.measured_us,
+                c.predicted_us,
+                100.0 * c.rel_err()
+            );
+        }
+        let worst = checks.iter().map(|c| c.rel_err().abs()).fold(0.0, f64::max);
+        assert!(worst < study::COMPUTE_MODEL_ERROR, "worst {worst}");
+    }
+
+    #[test]
     fn more_tokens_per_device_hide_more_communication() {
         let lat = Arc::new(latency::committed());
         let system = study::pcie_gen4_box();

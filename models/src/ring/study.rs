@@ -333,3 +333,105 @@ pub fn validation_markdown(checks: &[Check]) -> String {
     }
     s
 }
+
+/// Largest relative error of the calibrated block times against the measured busiest-rank
+/// compute of the committed degenerate-mode runs (`results/ring/h100_degenerate/ring.csv`):
+/// the model predicts 1-20% low (worst on zigzag causal blocks; the measured spans also hold
+/// the merges and share the GPU with NCCL's copies).
+pub const COMPUTE_MODEL_ERROR: f64 = 0.21;
+
+/// A sequence-parallel run measured on a GPU (a `ringbench` CSV row) and the calibrated
+/// kernel model's prediction of its busiest rank's compute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeCheck {
+    /// Case label.
+    pub case: String,
+    /// Measured: the busiest logical rank's attention and merge time, µs.
+    pub measured_us: f64,
+    /// Predicted by the plan's blocks through the calibrated kernel model, µs.
+    pub predicted_us: f64,
+}
+
+impl ComputeCheck {
+    /// Signed relative error of the prediction.
+    pub fn rel_err(&self) -> f64 {
+        self.predicted_us / self.measured_us - 1.0
+    }
+}
+
+/// Predicts the busiest rank's compute of every row of a `ringbench` CSV (`path` names it in
+/// errors) with the calibrated kernel model.
+pub fn compute_checks(
+    csv: &str,
+    path: &str,
+    compute: &CalibratedCompute,
+) -> Result<Vec<ComputeCheck>, String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| format!("{path}: empty"))?
+        .split(',')
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| format!("{path}: no column `{name}`"))
+    };
+    let (c_sched, c_ranks, c_tokens, c_heads, c_kv, c_d, c_causal, c_meas) = (
+        col("schedule")?,
+        col("ranks")?,
+        col("tokens")?,
+        col("heads")?,
+        col("kv_heads")?,
+        col("head_dim")?,
+        col("causal")?,
+        col("compute_only_us")?,
+    );
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let at = |c: usize| -> Result<&str, String> {
+            f.get(c)
+                .copied()
+                .ok_or_else(|| format!("{path}:{}: too few fields", i + 2))
+        };
+        let num = |c: usize| -> Result<f64, String> {
+            at(c)?
+                .parse::<f64>()
+                .map_err(|_| format!("{path}:{}: `{}` is not a number", i + 2, f[c]))
+        };
+        let schedule =
+            Schedule::parse(at(c_sched)?).map_err(|e| format!("{path}:{}: {e}", i + 2))?;
+        let ranks = num(c_ranks)? as usize;
+        let shape = AttnShape {
+            tokens: num(c_tokens)? as usize,
+            heads: num(c_heads)? as usize,
+            kv_heads: num(c_kv)? as usize,
+            head_dim: num(c_d)? as usize,
+            causal: at(c_causal)? == "true",
+            elem_bytes: 2,
+        };
+        let out_sim = Scenario {
+            schedule,
+            devices: ranks,
+            cluster: h100_nvlink().cluster,
+            shape,
+            compute_scale: 1.0,
+        }
+        .run(compute)
+        .map_err(|e| format!("{path}:{}: {e}", i + 2))?;
+        out.push(ComputeCheck {
+            case: format!(
+                "{} x{} {} kv{}",
+                schedule.name(),
+                ranks,
+                if shape.causal { "causal" } else { "full" },
+                shape.kv_heads
+            ),
+            measured_us: num(c_meas)?,
+            predicted_us: out_sim.timeline.compute_only_us(),
+        });
+    }
+    Ok(out)
+}
