@@ -78,10 +78,95 @@ impl SpCluster {
         })
     }
 
+    /// Times NCCL point-to-point transfers of each size in `sizes` (bytes) between GPU 0 and
+    /// GPU 1 (GPU 0 and itself in degenerate mode), with nothing else running: one way (the
+    /// forward communicator) and both ways at once (forward and backward, as TokenRing uses
+    /// them). Median of `reps` after one warm-up, each from both GPUs' host-synchronised start
+    /// to the receive completing.
+    pub fn probe(&self, sizes: &[usize], reps: usize) -> Result<Vec<LinkSample>> {
+        let (d0, d1) = (0, usize::from(self.gpus.len() > 1));
+        let (p0, p1) = (d1 as i32, d0 as i32); // peer of device 0, of device 1
+        let mut out = Vec::new();
+        for &bytes in sizes {
+            let a_send = alloc::<u8>(&self.gpus[d0], bytes, "probe buffer")?;
+            let mut a_recv = alloc::<u8>(&self.gpus[d0], bytes, "probe buffer")?;
+            let b_send = alloc::<u8>(&self.gpus[d1], bytes, "probe buffer")?;
+            let mut b_recv = alloc::<u8>(&self.gpus[d1], bytes, "probe buffer")?;
+            let mut times = [Vec::new(), Vec::new()];
+            for (mode, t) in times.iter_mut().enumerate() {
+                for rep in 0..=reps {
+                    for g in &self.gpus {
+                        g.sync()?;
+                    }
+                    for s in [&self.fwd[d0], &self.fwd[d1], &self.bwd[d0], &self.bwd[d1]] {
+                        s.stream()
+                            .synchronize()
+                            .map_err(|e| GpuError::driver("synchronize", e))?;
+                    }
+                    let s1 = event(&self.gpus[d1], &self.fwd[d1].stream())?;
+                    let s0 = event(&self.gpus[d0], &self.bwd[d0].stream())?;
+                    nccl::group_start().map_err(|e| nccl_err("group start", e))?;
+                    self.fwd[d0]
+                        .send(&a_send, p0)
+                        .map_err(|e| nccl_err("send", e))?;
+                    self.fwd[d1]
+                        .recv(&mut b_recv, p1)
+                        .map_err(|e| nccl_err("recv", e))?;
+                    if mode == 1 {
+                        self.bwd[d1]
+                            .send(&b_send, p1)
+                            .map_err(|e| nccl_err("send", e))?;
+                        self.bwd[d0]
+                            .recv(&mut a_recv, p0)
+                            .map_err(|e| nccl_err("recv", e))?;
+                    }
+                    nccl::group_end().map_err(|e| nccl_err("group end", e))?;
+                    let e1 = event(&self.gpus[d1], &self.fwd[d1].stream())?;
+                    let e0 = event(&self.gpus[d0], &self.bwd[d0].stream())?;
+                    e1.synchronize()
+                        .map_err(|e| GpuError::driver("synchronize", e))?;
+                    e0.synchronize()
+                        .map_err(|e| GpuError::driver("synchronize", e))?;
+                    let one = s1
+                        .elapsed_ms(&e1)
+                        .map_err(|e| GpuError::driver("event elapsed time", e))?;
+                    let back = s0
+                        .elapsed_ms(&e0)
+                        .map_err(|e| GpuError::driver("event elapsed time", e))?;
+                    let us = if mode == 1 { one.max(back) } else { one } as f64 * 1e3;
+                    if rep > 0 {
+                        t.push(us);
+                    }
+                }
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            out.push(LinkSample {
+                bytes,
+                one_way_us: med(&mut times[0]),
+                both_ways_us: med(&mut times[1]),
+            });
+        }
+        Ok(out)
+    }
+
     /// Device of logical rank `r` of `ranks`.
     fn device_of(&self, r: usize, ranks: usize) -> usize {
         r * self.gpus.len() / ranks
     }
+}
+
+/// One link-probe measurement.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LinkSample {
+    /// Bytes per transfer.
+    pub bytes: usize,
+    /// One transfer, GPU 0 to GPU 1, µs.
+    pub one_way_us: f64,
+    /// One transfer each way at once (two communicators), µs.
+    pub both_ways_us: f64,
 }
 
 /// Where a rank finds a shard.

@@ -25,7 +25,11 @@ pub struct RingBenchConfig {
     /// Kernel variant label (`auto`: the fastest measured on Hopper, else block-m64-n64).
     #[serde(default = "auto")]
     pub variant: String,
+    /// Link probe: NCCL transfer sizes in MB (none: no probe).
+    #[serde(default)]
+    pub probe_mb: Vec<f64>,
     /// Cases.
+    #[serde(default)]
     pub case: Vec<RingCase>,
 }
 
@@ -67,6 +71,12 @@ impl RingBenchConfig {
         let cfg: RingBenchConfig =
             toml::from_str(text).map_err(|e| GpuError::Config(format!("{path}: {e}")))?;
         let bad = |why: String| Err(GpuError::Config(format!("{path}: {why}")));
+        if cfg.probe_mb.iter().any(|&m| !(m > 0.0 && m <= 8192.0)) {
+            return bad(format!(
+                "probe_mb {:?}: sizes must lie in (0, 8192] MB",
+                cfg.probe_mb
+            ));
+        }
         if cfg.gpus == 0 || cfg.reps == 0 {
             return bad("gpus and reps must be at least 1".into());
         }
@@ -125,7 +135,37 @@ impl RingCase {
 }
 
 /// CSV header of the rows [`run`] writes.
-pub const CSV_HEADER: &str = "schedule,ranks,gpus,tokens,heads,kv_heads,head_dim,causal,dtype,variant,median_us,p10_us,p90_us,single_gpu_us,compute_only_us,step_compute_us,step_comm_us,rel_err,lse_max_abs,device,smi";
+pub const CSV_HEADER: &str = "schedule,ranks,gpus,tokens,heads,kv_heads,head_dim,causal,dtype,variant,median_us,p10_us,p90_us,single_gpu_us,compute_only_us,step_compute_us,step_comm_us,step_comm_min_us,rel_err,lse_max_abs,device,smi";
+
+/// CSV header of the link probe.
+pub const PROBE_HEADER: &str =
+    "bytes,one_way_us,both_ways_us,one_way_gbs,both_ways_gbs_per_direction,gpus,device";
+
+/// Runs the link probe of `cfg` (empty text when it lists no sizes).
+pub fn probe(cluster: &SpCluster, cfg: &RingBenchConfig) -> Result<String> {
+    if cfg.probe_mb.is_empty() {
+        return Ok(String::new());
+    }
+    let sizes: Vec<usize> = cfg
+        .probe_mb
+        .iter()
+        .map(|m| ((m * 1e6) as usize).max(4) / 4 * 4)
+        .collect();
+    let mut csv = format!("{PROBE_HEADER}\n");
+    for s in cluster.probe(&sizes, cfg.reps.max(5))? {
+        csv.push_str(&format!(
+            "{},{:.2},{:.2},{:.2},{:.2},{},{}\n",
+            s.bytes,
+            s.one_way_us,
+            s.both_ways_us,
+            s.bytes as f64 / s.one_way_us / 1e3,
+            s.bytes as f64 / s.both_ways_us / 1e3,
+            cluster.gpus.len(),
+            cluster.gpus[0].info.name.replace(',', ";")
+        ));
+    }
+    Ok(csv)
+}
 
 fn join(v: &[f64]) -> String {
     v.iter()
@@ -236,8 +276,14 @@ pub fn run(
                             .iter()
                             .map(|s| s.iter().copied().fold(0.0, f64::max))
                             .collect();
+                        // The device that joined a transfer last sees its own time.
+                        let step_comm_min: Vec<f64> = med
+                            .comm_us
+                            .iter()
+                            .map(|s| s.iter().copied().fold(f64::INFINITY, f64::min))
+                            .collect();
                         let line = format!(
-                            "{s},{ranks},{},{},{},{kv_heads},{},{causal},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{:.3e},{:.3e},{},{}",
+                            "{s},{ranks},{},{},{},{kv_heads},{},{causal},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{},{:.3e},{:.3e},{},{}",
                             cluster.gpus.len(),
                             shape.tokens,
                             shape.heads,
@@ -251,6 +297,7 @@ pub fn run(
                             med.compute_only_us(),
                             join(&step_compute),
                             join(&step_comm),
+                            join(&step_comm_min),
                             chk.out.relative(),
                             chk.lse_max_abs,
                             gpu.info.name.replace(',', ";"),
@@ -292,6 +339,7 @@ mod tests {
                 "unknown field",
             ),
             (format!("gpus = 2\n{ok}"), "one rank per GPU"),
+            (format!("probe_mb = [0.0]\n{ok}"), "probe_mb"),
         ] {
             let e = RingBenchConfig::parse(&text, "r.toml")
                 .unwrap_err()

@@ -2,10 +2,11 @@
 //! zigzag TokenRing) over NCCL on the GPUs the file names (one: degenerate mode), each case
 //! checked against the fp64 reference and timed per step beside our single-GPU kernel. Built
 //! on a CPU-only machine, run on the GPU machine. Exit status 2 on any error, 3 when no CUDA
-//! device (or no NCCL) is present.
+//! device (or no NCCL) is present. With `probe_mb`, the NCCL link probe goes to
+//! `OUT.links.csv`.
 
 use gpu::ring::SpCluster;
-use gpu::ring_bench::{run, RingBenchConfig};
+use gpu::ring_bench::{probe, run, RingBenchConfig};
 use gpu::GpuError;
 
 fn main() {
@@ -42,6 +43,20 @@ fn go(cfg_path: &str, out_path: &str) -> gpu::Result<()> {
     let cluster = SpCluster::open(cfg.gpus)?;
     for g in &cluster.gpus {
         eprintln!("device: {}", g.describe());
+    }
+    let links = probe(&cluster, &cfg)?;
+    if !links.is_empty() {
+        let path = format!("{}.links.csv", out_path.trim_end_matches(".csv"));
+        if std::path::Path::new(&path).exists() {
+            return Err(GpuError::Config(format!(
+                "{path} exists: results are never overwritten; choose a new file"
+            )));
+        }
+        eprint!("{links}");
+        std::fs::write(&path, links).map_err(|e| GpuError::Io {
+            path: path.clone().into(),
+            source: e,
+        })?;
     }
     let csv = run(&cluster, &cfg, |line| eprintln!("{line}"))?;
     std::fs::write(out_path, csv).map_err(|e| GpuError::Io {
