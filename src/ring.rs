@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use dse::model::Model;
-use models::ring::study;
+use models::ring::{calibrate, study};
 use models::ring::{CalibratedCompute, RingAttention};
 use sim::ring::AttnShape;
 
@@ -41,6 +41,23 @@ pub enum RingCmd {
         #[arg(long)]
         non_causal: bool,
         /// Markdown table to write (never overwritten).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Fit the simulator's link parameters to a multi-GPU ringbench run (its link probe) and
+    /// the device's compute scale to its measured compute; report the simulator's error on
+    /// every measured run.
+    Calibrate {
+        /// The ringbench CSV of the runs.
+        #[arg(long, default_value = "results/ring/h200x2/ring.csv")]
+        runs: PathBuf,
+        /// The link probe written beside it.
+        #[arg(long, default_value = "results/ring/h200x2/ring.links.csv")]
+        links: PathBuf,
+        /// Topology of the measured machine (see `archsweep list ring.attention`).
+        #[arg(long, default_value = "mesh")]
+        topology: String,
+        /// Markdown report to write (never overwritten).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -163,6 +180,33 @@ pub fn run(cmd: RingCmd) -> Result<()> {
                 if non_causal { "non-causal" } else { "causal" },
                 100.0 * models::ring::COMPUTE_BOUND_FRACTION,
                 study::crossover_markdown(&rows),
+                command_line()
+            );
+            print!("{md}");
+            if let Some(p) = out {
+                write_new(&p, &md)?;
+            }
+        }
+        RingCmd::Calibrate {
+            runs,
+            links,
+            topology,
+            out,
+        } => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+            };
+            let measured = calibrate::parse_runs(&read(&runs)?, &runs.display().to_string())
+                .map_err(anyhow::Error::msg)?;
+            let (one, both) = calibrate::parse_links(&read(&links)?, &links.display().to_string())
+                .map_err(anyhow::Error::msg)?;
+            let topo = sim::ring::Topology::parse(&topology).context("--topology")?;
+            let c = calibrate::calibrate(&measured, &one, &both, topo, lat)
+                .map_err(anyhow::Error::msg)?;
+            let md = format!(
+                "# Sequence-parallel attention simulator calibrated on {}\n\n{}\nCommand: `{}`\n",
+                runs.display(),
+                calibrate::markdown(&c),
                 command_line()
             );
             print!("{md}");

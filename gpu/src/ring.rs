@@ -43,30 +43,39 @@ pub struct SpCluster {
 }
 
 impl SpCluster {
-    /// Opens `devices` GPUs and initialises both communicators over them.
-    pub fn open(devices: usize) -> Result<SpCluster> {
+    /// Opens `devices` GPUs and initialises both communicators over them. With
+    /// `comm_priority` their streams get the highest stream priority, so that NCCL's kernels
+    /// take multiprocessors as soon as attention blocks retire instead of queueing behind the
+    /// whole attention grid.
+    pub fn open(devices: usize, comm_priority: bool) -> Result<SpCluster> {
         if !nccl_present() {
             return Err(GpuError::NoDevice(
                 "NCCL (libnccl.so) is not on the library path".into(),
             ));
         }
         let gpus = (0..devices).map(Gpu::open).collect::<Result<Vec<_>>>()?;
-        let stream = |g: &Gpu, what: &str| {
-            g.ctx
-                .new_stream()
-                .map_err(|e| GpuError::driver(format!("creating the {what} stream"), e))
+        let stream = |g: &Gpu, what: &str, high: bool| {
+            let made = if high {
+                g.ctx.bind_to_thread().and_then(|_| {
+                    let (_, greatest) = cudarc::driver::result::stream::get_priority_range()?;
+                    g.ctx.new_stream_with_priority(greatest)
+                })
+            } else {
+                g.ctx.new_stream()
+            };
+            made.map_err(|e| GpuError::driver(format!("creating the {what} stream"), e))
         };
         let compute = gpus
             .iter()
-            .map(|g| stream(g, "compute"))
+            .map(|g| stream(g, "compute", false))
             .collect::<Result<Vec<_>>>()?;
         let fwd_streams = gpus
             .iter()
-            .map(|g| stream(g, "forward"))
+            .map(|g| stream(g, "forward", comm_priority))
             .collect::<Result<Vec<_>>>()?;
         let bwd_streams = gpus
             .iter()
-            .map(|g| stream(g, "backward"))
+            .map(|g| stream(g, "backward", comm_priority))
             .collect::<Result<Vec<_>>>()?;
         let fwd = Comm::from_devices(fwd_streams).map_err(|e| nccl_err("init (forward)", e))?;
         let bwd = Comm::from_devices(bwd_streams).map_err(|e| nccl_err("init (backward)", e))?;

@@ -25,6 +25,9 @@ pub struct RingBenchConfig {
     /// Kernel variant label (`auto`: the fastest measured on Hopper, else block-m64-n64).
     #[serde(default = "auto")]
     pub variant: String,
+    /// Highest stream priority for the NCCL streams (default true).
+    #[serde(default = "yes")]
+    pub comm_priority: bool,
     /// Link probe: NCCL transfer sizes in MB (none: no probe).
     #[serde(default)]
     pub probe_mb: Vec<f64>,
@@ -33,6 +36,9 @@ pub struct RingBenchConfig {
     pub case: Vec<RingCase>,
 }
 
+fn yes() -> bool {
+    true
+}
 fn one() -> usize {
     1
 }
@@ -135,7 +141,7 @@ impl RingCase {
 }
 
 /// CSV header of the rows [`run`] writes.
-pub const CSV_HEADER: &str = "schedule,ranks,gpus,tokens,heads,kv_heads,head_dim,causal,dtype,variant,median_us,p10_us,p90_us,single_gpu_us,compute_only_us,step_compute_us,step_comm_us,step_comm_min_us,rel_err,lse_max_abs,device,smi";
+pub const CSV_HEADER: &str = "schedule,ranks,gpus,comm_priority,tokens,heads,kv_heads,head_dim,causal,dtype,variant,median_us,p10_us,p90_us,single_gpu_us,compute_only_us,step_compute_us,step_comm_us,step_comm_min_us,rel_err,lse_max_abs,device,smi";
 
 /// CSV header of the link probe.
 pub const PROBE_HEADER: &str =
@@ -283,8 +289,9 @@ pub fn run(
                             .map(|s| s.iter().copied().fold(f64::INFINITY, f64::min))
                             .collect();
                         let line = format!(
-                            "{s},{ranks},{},{},{},{kv_heads},{},{causal},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{},{:.3e},{:.3e},{},{}",
+                            "{s},{ranks},{},{},{},{},{kv_heads},{},{causal},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{},{:.3e},{:.3e},{},{}",
                             cluster.gpus.len(),
+                            cfg.comm_priority,
                             shape.tokens,
                             shape.heads,
                             shape.head_dim,

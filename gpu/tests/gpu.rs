@@ -375,7 +375,7 @@ fn sp_variant(gpu: &Gpu) -> AttnVariant {
 fn sequence_parallel_schedules_over_nccl_match_fp64_in_degenerate_mode() {
     // One GPU, several logical ranks: every shard, query block and partial result travels
     // through NCCL (world-size-1 communicators, send/receive to self).
-    let cluster = match SpCluster::open(1) {
+    let cluster = match SpCluster::open(1, true) {
         Ok(c) => c,
         Err(e) => {
             println!("skipped: {e}");

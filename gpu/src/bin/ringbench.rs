@@ -40,7 +40,7 @@ fn go(cfg_path: &str, out_path: &str) -> gpu::Result<()> {
             "{out_path} exists: results are never overwritten; choose a new file"
         )));
     }
-    let cluster = SpCluster::open(cfg.gpus)?;
+    let cluster = SpCluster::open(cfg.gpus, cfg.comm_priority)?;
     for g in &cluster.gpus {
         eprintln!("device: {}", g.describe());
     }
@@ -54,7 +54,7 @@ fn go(cfg_path: &str, out_path: &str) -> gpu::Result<()> {
         }
         eprint!("{links}");
         std::fs::write(&path, links).map_err(|e| GpuError::Io {
-            path: path.clone().into(),
+            path: path.clone(),
             source: e,
         })?;
     }

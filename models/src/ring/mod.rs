@@ -22,6 +22,7 @@ use sim::ring::{
 
 use crate::attention::latency::{self, LatencyModel};
 
+pub mod calibrate;
 pub mod study;
 
 /// Block compute from the calibrated kernel model, scaled to another device by its attention
@@ -548,6 +549,50 @@ mod tests {
         }
         let worst = checks.iter().map(|c| c.rel_err().abs()).fold(0.0, f64::max);
         assert!(worst < study::COMPUTE_MODEL_ERROR, "worst {worst}");
+    }
+
+    #[test]
+    fn simulator_reproduces_the_two_gpu_runs_within_the_stated_error() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../results/ring/h200x2/");
+        let runs = std::fs::read_to_string(format!("{dir}ring.csv")).unwrap();
+        let links = std::fs::read_to_string(format!("{dir}ring.links.csv")).unwrap();
+        let runs = calibrate::parse_runs(&runs, "ring.csv").unwrap();
+        let (one, both) = calibrate::parse_links(&links, "ring.links.csv").unwrap();
+        assert_eq!(runs.len(), 48);
+        assert!(runs.iter().all(|r| r.gpus == 2));
+        let c = calibrate::calibrate(
+            &runs,
+            &one,
+            &both,
+            Topology::FullMesh,
+            Arc::new(latency::committed()),
+        )
+        .unwrap();
+        println!("{}", calibrate::markdown(&c));
+        // NV18 between two H200s: 18 x 25 GB/s per direction in the datasheet.
+        assert!(
+            c.both_ways.gbs > 200.0 && c.both_ways.gbs < 450.0,
+            "{:?}",
+            c.both_ways
+        );
+        assert!(c.max_err() < calibrate::MULTI_GPU_ERROR, "{}", c.max_err());
+    }
+
+    #[test]
+    fn link_fit_recovers_a_known_line_and_rejects_bad_probes() {
+        let pts: Vec<(f64, f64)> = [1e5, 1e6, 1e7, 1e8]
+            .iter()
+            .map(|&b| (b, 20.0 + b / 300e3))
+            .collect();
+        let f = calibrate::fit_link(&pts).unwrap();
+        assert!(
+            (f.overhead_us - 20.0).abs() < 1e-6 && (f.gbs - 300.0).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert!(calibrate::fit_link(&pts[..1]).is_err());
+        assert!(calibrate::fit_link(&[(1e6, 10.0), (1e6, 12.0)]).is_err());
+        let e = calibrate::parse_runs("schedule,ranks\nring,2\n", "r.csv").unwrap_err();
+        assert!(e.contains("r.csv") && e.contains("gpus"), "{e}");
     }
 
     #[test]

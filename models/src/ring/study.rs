@@ -366,72 +366,23 @@ pub fn compute_checks(
     path: &str,
     compute: &CalibratedCompute,
 ) -> Result<Vec<ComputeCheck>, String> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| format!("{path}: empty"))?
-        .split(',')
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| format!("{path}: no column `{name}`"))
-    };
-    let (c_sched, c_ranks, c_tokens, c_heads, c_kv, c_d, c_causal, c_meas) = (
-        col("schedule")?,
-        col("ranks")?,
-        col("tokens")?,
-        col("heads")?,
-        col("kv_heads")?,
-        col("head_dim")?,
-        col("causal")?,
-        col("compute_only_us")?,
-    );
-    let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let at = |c: usize| -> Result<&str, String> {
-            f.get(c)
-                .copied()
-                .ok_or_else(|| format!("{path}:{}: too few fields", i + 2))
-        };
-        let num = |c: usize| -> Result<f64, String> {
-            at(c)?
-                .parse::<f64>()
-                .map_err(|_| format!("{path}:{}: `{}` is not a number", i + 2, f[c]))
-        };
-        let schedule =
-            Schedule::parse(at(c_sched)?).map_err(|e| format!("{path}:{}: {e}", i + 2))?;
-        let ranks = num(c_ranks)? as usize;
-        let shape = AttnShape {
-            tokens: num(c_tokens)? as usize,
-            heads: num(c_heads)? as usize,
-            kv_heads: num(c_kv)? as usize,
-            head_dim: num(c_d)? as usize,
-            causal: at(c_causal)? == "true",
-            elem_bytes: 2,
-        };
-        let out_sim = Scenario {
-            schedule,
-            devices: ranks,
-            cluster: h100_nvlink().cluster,
-            shape,
-            compute_scale: 1.0,
-        }
-        .run(compute)
-        .map_err(|e| format!("{path}:{}: {e}", i + 2))?;
-        out.push(ComputeCheck {
-            case: format!(
-                "{} x{} {} kv{}",
-                schedule.name(),
-                ranks,
-                if shape.causal { "causal" } else { "full" },
-                shape.kv_heads
-            ),
-            measured_us: num(c_meas)?,
-            predicted_us: out_sim.timeline.compute_only_us(),
-        });
-    }
-    Ok(out)
+    super::calibrate::parse_runs(csv, path)?
+        .into_iter()
+        .map(|m| {
+            let sim = Scenario {
+                schedule: m.schedule,
+                devices: m.ranks,
+                cluster: h100_nvlink().cluster,
+                shape: m.shape,
+                compute_scale: 1.0,
+            }
+            .run(compute)
+            .map_err(|e| format!("{path}: {}: {e}", m.label()))?;
+            Ok(ComputeCheck {
+                case: m.label(),
+                measured_us: m.compute_only_us,
+                predicted_us: sim.timeline.compute_only_us(),
+            })
+        })
+        .collect()
 }
