@@ -189,10 +189,7 @@ fn launch_split(
     part_o: &mut CudaSlice<f32>,
     part_lse: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let defs = [
-        ("HEAD_DIM", p.head_dim as i64),
-        ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
-    ];
+    let defs = crate::kernels::elem_defines(p.head_dim, p.dtype);
     let f = gpu.function(Source::Decode, &defs, "decode_split")?;
     let (h, hkv, cap, ch, sb, sl) = (
         p.heads as i32,
@@ -242,10 +239,7 @@ fn launch_combine(
     o: &mut CudaSlice<u16>,
     lse: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let defs = [
-        ("HEAD_DIM", p.head_dim as i64),
-        ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
-    ];
+    let defs = crate::kernels::elem_defines(p.head_dim, p.dtype);
     let f = gpu.function(Source::Decode, &defs, "decode_combine")?;
     let (h, sl) = (p.heads as i32, slots as i32);
     let cfg = LaunchConfig {
@@ -615,12 +609,8 @@ impl PqDecode {
         let lq = p.len - self.window;
         let slots = self.splits + 1;
         let chunk = lq.div_ceil(self.splits);
-        let defs = [
-            ("HEAD_DIM", p.head_dim as i64),
-            ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
-            ("PQ_M", self.m as i64),
-            ("PQ_THREADS", self.threads as i64),
-        ];
+        let mut defs = crate::kernels::elem_defines(p.head_dim, p.dtype);
+        defs.extend([("PQ_M", self.m as i64), ("PQ_THREADS", self.threads as i64)]);
         let f = gpu.function(Source::Decode, &defs, "decode_pq")?;
         let smem = Self::smem_bytes(self.m, p.head_dim);
         f.set_attribute(

@@ -51,6 +51,14 @@ impl Source {
     }
 }
 
+/// The defines every kernel takes: head dimension and element type.
+pub fn elem_defines(head_dim: usize, dtype: crate::Dtype) -> Vec<(&'static str, i64)> {
+    vec![
+        ("HEAD_DIM", head_dim as i64),
+        ("IS_BF16", i64::from(dtype == crate::Dtype::Bf16)),
+    ]
+}
+
 /// A source and its defines: one compiled module.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KernelKey {

@@ -136,3 +136,39 @@ impl Dtype {
         }
     }
 }
+
+/// The `main` of the GPU command-line tools (`gpubench`, `ringbench`): `NAME CONFIG OUT`, with
+/// the config file read and an existing output refused before `go` runs. Exits 0 on success, 2
+/// on bad usage or any error, 3 when no CUDA device (or no NCCL) is present.
+pub fn tool_main(name: &str, usage: &str, go: impl FnOnce(&str, &str, &str) -> Result<()>) -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!("usage: {name} {usage}");
+        std::process::exit(2);
+    }
+    let (cfg_path, out_path) = (&args[1], &args[2]);
+    let run = || -> Result<()> {
+        let text = std::fs::read_to_string(cfg_path).map_err(|e| GpuError::Io {
+            path: cfg_path.into(),
+            source: e,
+        })?;
+        if std::path::Path::new(out_path).exists() {
+            return Err(GpuError::Config(format!(
+                "{out_path} exists: results are never overwritten; choose a new file"
+            )));
+        }
+        go(&text, cfg_path, out_path)
+    };
+    let code = match run() {
+        Ok(()) => 0,
+        Err(GpuError::NoDevice(why)) => {
+            eprintln!("{name}: skipped: no CUDA device ({why})");
+            3
+        }
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

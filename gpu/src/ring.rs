@@ -206,6 +206,25 @@ struct Rank {
     out: CudaSlice<u16>,
 }
 
+impl Rank {
+    /// Merges a partial result into the accumulator: one computed here, or one received.
+    fn merge(
+        &mut self,
+        gpu: &Gpu,
+        p: &AttnProblem,
+        stream: &CudaStream,
+        received: bool,
+        slot: usize,
+    ) -> Result<()> {
+        let (o, l) = if received {
+            (&self.ro[slot], &self.rl[slot])
+        } else {
+            (&self.po[slot], &self.pl[slot])
+        };
+        merge(gpu, p, stream, o, l, &mut self.acc, &mut self.acc_lse)
+    }
+}
+
 /// Timing of one run: per step, per logical rank compute time and per device communication
 /// span; all in µs from the run's start on each device.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -510,22 +529,7 @@ impl<'c> SpRun<'c> {
                     attention::launch_on(&cl.gpus[dev], &stream, &p, self.variant, bufs, mask)?;
                 }
                 if w.q_owner == r {
-                    let Rank {
-                        po,
-                        pl,
-                        acc,
-                        acc_lse,
-                        ..
-                    } = &mut self.ranks[r];
-                    merge(
-                        &cl.gpus[dev],
-                        &p,
-                        &stream,
-                        &po[slot],
-                        &pl[slot],
-                        acc,
-                        acc_lse,
-                    )?;
+                    self.ranks[r].merge(&cl.gpus[dev], &p, &stream, false, slot)?;
                 }
                 let t1 = event(&cl.gpus[dev], &stream)?;
                 work_events[s][r].push((t0, t1));
@@ -573,23 +577,7 @@ impl<'c> SpRun<'c> {
                 let dev = self.ranks[b].dev;
                 let stream = cl.compute[dev].clone();
                 let t0 = event(&cl.gpus[dev], &stream)?;
-                let slot = s % 2;
-                let Rank {
-                    ro,
-                    rl,
-                    acc,
-                    acc_lse,
-                    ..
-                } = &mut self.ranks[b];
-                merge(
-                    &cl.gpus[dev],
-                    &p,
-                    &stream,
-                    &ro[slot],
-                    &rl[slot],
-                    acc,
-                    acc_lse,
-                )?;
+                self.ranks[b].merge(&cl.gpus[dev], &p, &stream, true, s % 2)?;
                 let t1 = event(&cl.gpus[dev], &stream)?;
                 work_events[s][b].push((t0, t1));
             }
@@ -674,40 +662,6 @@ impl<'c> SpRun<'c> {
         let (pa, pb) = (db as i32, da as i32);
         let slot = s % 2;
         let (ra, rb) = pair_mut(&mut self.ranks, a, b);
-        let send16 = |buf: &CudaSlice<u16>| -> Result<()> {
-            #[allow(unsafe_code)]
-            // SAFETY: a u16 buffer viewed as its bytes; the length is its own.
-            let view = unsafe { buf.transmute::<u8>(buf.len() * 2) }
-                .ok_or_else(|| GpuError::Check("byte view".into()))?;
-            ca.send(&view, pa).map_err(|e| nccl_err("send", e))
-        };
-        let send32 = |buf: &CudaSlice<f32>| -> Result<()> {
-            #[allow(unsafe_code)]
-            // SAFETY: an f32 buffer viewed as its bytes.
-            let view = unsafe { buf.transmute::<u8>(buf.len() * 4) }
-                .ok_or_else(|| GpuError::Check("byte view".into()))?;
-            ca.send(&view, pa).map_err(|e| nccl_err("send", e))
-        };
-        fn recv16(cb: &Comm, buf: &mut CudaSlice<u16>, peer: i32) -> Result<()> {
-            let n = buf.len() * 2;
-            #[allow(unsafe_code)]
-            // SAFETY: a u16 buffer viewed as its bytes.
-            let mut view = unsafe { buf.transmute_mut::<u8>(n) }
-                .ok_or_else(|| GpuError::Check("byte view".into()))?;
-            cb.recv(&mut view, peer)
-                .map(|_| ())
-                .map_err(|e| nccl_err("recv", e))
-        }
-        fn recv32(cb: &Comm, buf: &mut CudaSlice<f32>, peer: i32) -> Result<()> {
-            let n = buf.len() * 4;
-            #[allow(unsafe_code)]
-            // SAFETY: an f32 buffer viewed as its bytes.
-            let mut view = unsafe { buf.transmute_mut::<u8>(n) }
-                .ok_or_else(|| GpuError::Check("byte view".into()))?;
-            cb.recv(&mut view, peer)
-                .map(|_| ())
-                .map_err(|e| nccl_err("recv", e))
-        }
         match t.payload {
             Payload::Q { owner } => {
                 let src = match if owner == a {
@@ -718,8 +672,8 @@ impl<'c> SpRun<'c> {
                     Loc::Own => &ra.q,
                     Loc::Slot(i) => &ra.rq[i],
                 };
-                send16(src)?;
-                recv16(cb, &mut rb.rq[slot], pb)?;
+                send_bytes(ca, pa, src)?;
+                recv_bytes(cb, &mut rb.rq[slot], pb)?;
             }
             Payload::Kv { owner } => {
                 let (k, v) = match if owner == a {
@@ -730,16 +684,16 @@ impl<'c> SpRun<'c> {
                     Loc::Own => (&ra.k, &ra.v),
                     Loc::Slot(i) => (&ra.rk[i], &ra.rv[i]),
                 };
-                send16(k)?;
-                recv16(cb, &mut rb.rk[slot], pb)?;
-                send16(v)?;
-                recv16(cb, &mut rb.rv[slot], pb)?;
+                send_bytes(ca, pa, k)?;
+                recv_bytes(cb, &mut rb.rk[slot], pb)?;
+                send_bytes(ca, pa, v)?;
+                recv_bytes(cb, &mut rb.rv[slot], pb)?;
             }
             Payload::Partial { step, .. } => {
-                send16(&ra.po[step % 2])?;
-                recv16(cb, &mut rb.ro[slot], pb)?;
-                send32(&ra.pl[step % 2])?;
-                recv32(cb, &mut rb.rl[slot], pb)?;
+                send_bytes(ca, pa, &ra.po[step % 2])?;
+                recv_bytes(cb, &mut rb.ro[slot], pb)?;
+                send_bytes(ca, pa, &ra.pl[step % 2])?;
+                recv_bytes(cb, &mut rb.rl[slot], pb)?;
             }
         }
         Ok(())
@@ -824,10 +778,28 @@ fn merge(
 }
 
 fn defines(p: &AttnProblem) -> Vec<(&'static str, i64)> {
-    vec![
-        ("HEAD_DIM", p.head_dim as i64),
-        ("IS_BF16", i64::from(p.dtype == Dtype::Bf16)),
-    ]
+    crate::kernels::elem_defines(p.head_dim, p.dtype)
+}
+
+/// Enqueues an NCCL send of `buf`'s bytes to `peer` (inside a group).
+fn send_bytes<T>(comm: &Comm, peer: i32, buf: &CudaSlice<T>) -> Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: the buffer viewed as its own bytes, no more.
+    let view = unsafe { buf.transmute::<u8>(buf.len() * std::mem::size_of::<T>()) }
+        .ok_or_else(|| GpuError::Check("byte view".into()))?;
+    comm.send(&view, peer).map_err(|e| nccl_err("send", e))
+}
+
+/// Enqueues an NCCL receive into `buf`'s bytes from `peer` (inside a group).
+fn recv_bytes<T>(comm: &Comm, buf: &mut CudaSlice<T>, peer: i32) -> Result<()> {
+    let n = buf.len() * std::mem::size_of::<T>();
+    #[allow(unsafe_code)]
+    // SAFETY: the buffer viewed as its own bytes, no more.
+    let mut view =
+        unsafe { buf.transmute_mut::<u8>(n) }.ok_or_else(|| GpuError::Check("byte view".into()))?;
+    comm.recv(&mut view, peer)
+        .map(|_| ())
+        .map_err(|e| nccl_err("recv", e))
 }
 
 /// Two distinct elements of a slice, both mutable.

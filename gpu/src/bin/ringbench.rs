@@ -9,60 +9,38 @@ use gpu::ring::SpCluster;
 use gpu::ring_bench::{probe, run, RingBenchConfig};
 use gpu::GpuError;
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: ringbench RING.toml OUT.csv");
-        std::process::exit(2);
-    }
-    let code = match go(&args[1], &args[2]) {
-        Ok(()) => 0,
-        Err(GpuError::NoDevice(why)) => {
-            eprintln!("ringbench: skipped: no CUDA device ({why})");
-            3
-        }
-        Err(e) => {
-            eprintln!("ringbench: error: {e}");
-            2
-        }
-    };
-    std::process::exit(code);
+fn write(path: &str, text: &str) -> gpu::Result<()> {
+    std::fs::write(path, text).map_err(|e| GpuError::Io {
+        path: path.into(),
+        source: e,
+    })
 }
 
-fn go(cfg_path: &str, out_path: &str) -> gpu::Result<()> {
-    let text = std::fs::read_to_string(cfg_path).map_err(|e| GpuError::Io {
-        path: cfg_path.into(),
-        source: e,
-    })?;
-    let cfg = RingBenchConfig::parse(&text, cfg_path)?;
-    if std::path::Path::new(out_path).exists() {
-        return Err(GpuError::Config(format!(
-            "{out_path} exists: results are never overwritten; choose a new file"
-        )));
-    }
-    let cluster = SpCluster::open(cfg.gpus, cfg.comm_priority)?;
-    for g in &cluster.gpus {
-        eprintln!("device: {}", g.describe());
-    }
-    let links = probe(&cluster, &cfg)?;
-    if !links.is_empty() {
-        let path = format!("{}.links.csv", out_path.trim_end_matches(".csv"));
-        if std::path::Path::new(&path).exists() {
-            return Err(GpuError::Config(format!(
-                "{path} exists: results are never overwritten; choose a new file"
-            )));
-        }
-        eprint!("{links}");
-        std::fs::write(&path, links).map_err(|e| GpuError::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-    }
-    let csv = run(&cluster, &cfg, |line| eprintln!("{line}"))?;
-    std::fs::write(out_path, csv).map_err(|e| GpuError::Io {
-        path: out_path.into(),
-        source: e,
-    })?;
-    eprintln!("wrote {out_path}");
-    Ok(())
+fn main() {
+    gpu::tool_main(
+        "ringbench",
+        "RING.toml OUT.csv",
+        |text, cfg_path, out_path| {
+            let cfg = RingBenchConfig::parse(text, cfg_path)?;
+            let links_path = format!("{}.links.csv", out_path.trim_end_matches(".csv"));
+            if !cfg.probe_mb.is_empty() && std::path::Path::new(&links_path).exists() {
+                return Err(GpuError::Config(format!(
+                    "{links_path} exists: results are never overwritten; choose a new file"
+                )));
+            }
+            let cluster = SpCluster::open(cfg.gpus, cfg.comm_priority)?;
+            for g in &cluster.gpus {
+                eprintln!("device: {}", g.describe());
+            }
+            let links = probe(&cluster, &cfg)?;
+            if !links.is_empty() {
+                eprint!("{links}");
+                write(&links_path, &links)?;
+            }
+            let csv = run(&cluster, &cfg, |line| eprintln!("{line}"))?;
+            write(out_path, &csv)?;
+            eprintln!("wrote {out_path}");
+            Ok(())
+        },
+    )
 }
