@@ -39,6 +39,7 @@ fn simulate_64(c: &mut Criterion) {
             link_gbs: 450.0,
             hop_latency_us: DEFAULT_HOP_US,
             msg_overhead_us: DEFAULT_MSG_US,
+            overlap: 1.0,
         };
         for schedule in Schedule::ALL {
             // Warm the block-time cache.

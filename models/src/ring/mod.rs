@@ -231,6 +231,14 @@ impl RingAttention {
                 "",
                 "device attention throughput relative to the measured H100 kernels",
             ),
+            ParamSpec::real(
+                "comm_overlap",
+                0.0,
+                1.0,
+                1.0,
+                "",
+                "share of a transfer's rate kept while its GPUs compute (1: full overlap; 0 fitted on two H200s)",
+            ),
         ];
         let metrics = vec![
             MetricSpec::new(
@@ -286,7 +294,7 @@ impl RingAttention {
         RingAttention {
             info: ModelInfo {
                 name: "ring.attention".into(),
-                version: "1".into(),
+                version: "2".into(),
                 summary: "sequence-parallel attention (Ring/TokenRing, zigzag): simulated time on N devices, compute from the calibrated H100 kernels".into(),
                 params,
                 metrics,
@@ -334,6 +342,7 @@ impl RingAttention {
                 link_gbs: num(3),
                 hop_latency_us: num(6),
                 msg_overhead_us: num(7),
+                overlap: num(14),
             },
             shape: AttnShape {
                 tokens: devices * num(8) as usize,

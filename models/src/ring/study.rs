@@ -35,6 +35,7 @@ pub fn h100_nvlink() -> System {
             link_gbs: 450.0,
             hop_latency_us: DEFAULT_HOP_US,
             msg_overhead_us: DEFAULT_MSG_US,
+            overlap: 1.0,
         },
         compute_scale: 1.0,
     }
@@ -54,6 +55,7 @@ pub fn pcie_gen4_box() -> System {
             link_gbs: 25.0,
             hop_latency_us: DEFAULT_HOP_US,
             msg_overhead_us: DEFAULT_MSG_US,
+            overlap: 1.0,
         },
         compute_scale: 1.0,
     }
@@ -212,6 +214,7 @@ pub fn validation(lat: std::sync::Arc<crate::attention::latency::LatencyModel>) 
             link_gbs: gbs,
             hop_latency_us: DEFAULT_HOP_US,
             msg_overhead_us: DEFAULT_MSG_US,
+            overlap: 1.0,
         };
         let run = |schedule| {
             let out = Scenario {
@@ -267,6 +270,7 @@ pub fn validation(lat: std::sync::Arc<crate::attention::latency::LatencyModel>) 
             link_gbs: 200.0,
             hop_latency_us: DEFAULT_HOP_US,
             msg_overhead_us: DEFAULT_MSG_US,
+            overlap: 1.0,
         },
         shape,
         compute_scale: 1.0,

@@ -57,6 +57,10 @@ pub struct Cluster {
     pub hop_latency_us: f64,
     /// Fixed software cost per transfer (launch, handshake), µs.
     pub msg_overhead_us: f64,
+    /// Share of its fair rate a transfer gets while its sender or receiver is computing
+    /// (1: communication fully overlaps compute; below 1: the communication kernels compete
+    /// with the attention kernels for multiprocessors).
+    pub overlap: f64,
 }
 
 /// What an interval of the timeline is.
@@ -360,13 +364,19 @@ pub fn simulate(
         cluster.link_gbs,
         cluster.hop_latency_us,
     )?;
+    if !(0.0..=1.0).contains(&cluster.overlap) {
+        return Err(RingError::Config {
+            field: "overlap".into(),
+            why: format!("{} must lie in [0, 1]", cluster.overlap),
+        });
+    }
     if !(cluster.msg_overhead_us.is_finite() && cluster.msg_overhead_us >= 0.0) {
         return Err(RingError::Config {
             field: "msg_overhead_us".into(),
             why: format!("{} must be >= 0", cluster.msg_overhead_us),
         });
     }
-    simulate_on(plan, &net, cluster.msg_overhead_us, model)
+    simulate_on(plan, &net, cluster.msg_overhead_us, cluster.overlap, model)
 }
 
 /// Simulates `plan` on an instantiated network.
@@ -374,6 +384,7 @@ pub fn simulate_on(
     plan: &Plan,
     net: &Network,
     msg_overhead_us: f64,
+    overlap: f64,
     model: &dyn ComputeModel,
 ) -> Result<Timeline, RingError> {
     let tasks = tasks(plan, model);
@@ -402,11 +413,16 @@ pub fn simulate_on(
     let mut done = 0;
     let mut ready: Vec<usize> = (0..nt).filter(|&i| waiting[i] == 0).collect();
     let mut rates_stale = true;
+    let mut computing = vec![false; plan.devices];
     while done < nt {
         for i in ready.drain(..) {
             start[i] = t;
             match tasks[i].kind {
-                Kind::Compute { us, .. } => heap.push(Event(t + us.max(0.0), i)),
+                Kind::Compute { dev, us, .. } => {
+                    heap.push(Event(t + us.max(0.0), i));
+                    computing[dev] = true;
+                    rates_stale |= overlap < 1.0;
+                }
                 Kind::Transfer { src, dst, bytes } => {
                     let route = net.route(src, dst);
                     for &l in route {
@@ -434,6 +450,15 @@ pub fn simulate_on(
                 })
                 .collect();
             fair_rates(&mut flows, &routes, &cap, &mut scratch);
+            if overlap < 1.0 {
+                for f in flows.iter_mut() {
+                    if let Kind::Transfer { src, dst, .. } = tasks[f.task].kind {
+                        if computing[src] || computing[dst] {
+                            f.rate *= overlap;
+                        }
+                    }
+                }
+            }
             rates_stale = false;
         }
         let drain = flows
@@ -478,6 +503,10 @@ pub fn simulate_on(
             let Event(at, i) = heap.pop().expect("peeked");
             t = t.max(at);
             end[i] = at;
+            if let Kind::Compute { dev, .. } = tasks[i].kind {
+                computing[dev] = false;
+                rates_stale |= overlap < 1.0;
+            }
             done += 1;
             for &d in &dependents[i] {
                 waiting[d] -= 1;

@@ -89,6 +89,7 @@ fn cluster(topology: Topology, gbs: f64) -> Cluster {
         link_gbs: gbs,
         hop_latency_us: 1.0,
         msg_overhead_us: 5.0,
+        overlap: 1.0,
     }
 }
 
@@ -294,4 +295,40 @@ fn every_schedule_completes_on_every_topology() {
             }
         }
     }
+}
+
+#[test]
+fn without_overlap_transfers_wait_for_the_compute() {
+    // Two devices, Ring: the one transfer of step 0 can only move while neither GPU computes,
+    // so with overlap 0 it lands after step 0's compute and is fully exposed; with overlap 1
+    // it hides behind that compute.
+    let model = Roofline {
+        tflops: 100.0,
+        launch_us: 0.0,
+        mem_gbs: 1e9,
+    };
+    let s = shape(4096 * 2, 8, 8, false);
+    let plan = Plan::new(Schedule::Ring, s, 2).unwrap();
+    let mut c = cluster(Topology::FullMesh, 50.0);
+    let hidden = simulate(&plan, &c, &model).unwrap();
+    c.overlap = 0.0;
+    let exposed = simulate(&plan, &c, &model).unwrap();
+    let transfer = s.kv_bytes(4096) as f64 / 50e3 + 5.0 + 1.0;
+    let block = s.flops(4096 * 4096) / 100e6;
+    assert!(transfer < block);
+    // (The merge into the accumulator costs a few picoseconds here.)
+    assert!(
+        (hidden.total_us - 2.0 * block).abs() < 1e-3,
+        "{}",
+        hidden.total_us
+    );
+    assert!(
+        (exposed.total_us - (2.0 * block + transfer)).abs() < 1e-3,
+        "{} vs {}",
+        exposed.total_us,
+        2.0 * block + transfer
+    );
+    c.overlap = 1.5;
+    let e = simulate(&plan, &c, &model).unwrap_err().to_string();
+    assert!(e.contains("overlap"), "{e}");
 }
