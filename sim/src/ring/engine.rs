@@ -352,6 +352,24 @@ struct Scratch {
     fixed: Vec<bool>,
 }
 
+/// Marks the links of every flow that starts or ends at `dev` (its rate depends on whether
+/// `dev` computes).
+fn touch_device<'a>(
+    dev: usize,
+    flows: &[Flow],
+    tasks: &[Task],
+    route_of: &impl Fn(usize) -> &'a [usize],
+    touched: &mut Vec<usize>,
+) {
+    for f in flows {
+        if let Kind::Transfer { src, dst, .. } = tasks[f.task].kind {
+            if src == dev || dst == dev {
+                touched.extend_from_slice(route_of(f.task));
+            }
+        }
+    }
+}
+
 /// Simulates `plan` on `cluster` with compute times from `model`.
 pub fn simulate(
     plan: &Plan,
@@ -414,6 +432,25 @@ pub fn simulate_on(
     let mut ready: Vec<usize> = (0..nt).filter(|&i| waiting[i] == 0).collect();
     let mut rates_stale = true;
     let mut computing = vec![false; plan.devices];
+    // Max-min fairness decomposes over groups of flows that share links (transitively), so
+    // after a change only the group around the touched links is recomputed.
+    let route_of = |task: usize| match tasks[task].kind {
+        Kind::Transfer { src, dst, .. } => net.route(src, dst),
+        Kind::Compute { .. } => &[],
+    };
+    let mut link_flows: Vec<Vec<usize>> = vec![Vec::new(); cap.len()];
+    let mut flow_at = vec![usize::MAX; nt];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut link_seen = vec![0u32; cap.len()];
+    let mut task_seen = vec![0u32; nt];
+    let mut epoch = 0u32;
+    let (mut big_groups, mut recomputes) = (false, 0u64);
+    let (mut group, mut sub, mut routes, mut stack) = (
+        Vec::<usize>::new(),
+        Vec::<Flow>::new(),
+        Vec::<&[usize]>::new(),
+        Vec::<usize>::new(),
+    );
     while done < nt {
         for i in ready.drain(..) {
             start[i] = t;
@@ -421,7 +458,10 @@ pub fn simulate_on(
                 Kind::Compute { dev, us, .. } => {
                     heap.push(Event(t + us.max(0.0), i));
                     computing[dev] = true;
-                    rates_stale |= overlap < 1.0;
+                    if overlap < 1.0 {
+                        touch_device(dev, &flows, &tasks, &route_of, &mut touched);
+                        rates_stale = true;
+                    }
                 }
                 Kind::Transfer { src, dst, bytes } => {
                     let route = net.route(src, dst);
@@ -431,6 +471,11 @@ pub fn simulate_on(
                     if route.is_empty() || bytes == 0 {
                         heap.push(Event(t + msg_overhead_us, i));
                     } else {
+                        for &l in route {
+                            link_flows[l].push(i);
+                        }
+                        touched.extend_from_slice(route);
+                        flow_at[i] = flows.len();
                         flows.push(Flow {
                             task: i,
                             remaining: bytes as f64,
@@ -442,19 +487,56 @@ pub fn simulate_on(
             }
         }
         if rates_stale && !flows.is_empty() {
-            let routes: Vec<&[usize]> = flows
-                .iter()
-                .map(|f| match tasks[f.task].kind {
-                    Kind::Transfer { src, dst, .. } => net.route(src, dst),
-                    Kind::Compute { .. } => &[],
-                })
-                .collect();
-            fair_rates(&mut flows, &routes, &cap, &mut scratch);
+            recomputes += 1;
+            if big_groups && recomputes % 16 != 0 {
+                // Groups have spanned (nearly) every flow lately: recompute all, skip the search.
+                touched.clear();
+                routes.clear();
+                routes.extend(flows.iter().map(|f| route_of(f.task)));
+                fair_rates(&mut flows, &routes, &cap, &mut scratch);
+                group.clear();
+                group.extend(0..flows.len());
+            } else {
+                // The group: every flow reachable from the touched links through shared links.
+                epoch += 1;
+                group.clear(); // indices into `flows`
+                stack.clear();
+                stack.append(&mut touched);
+                while let Some(l) = stack.pop() {
+                    if group.len() == flows.len() {
+                        break; // everything already in: the whole network is one group
+                    }
+                    if link_seen[l] == epoch {
+                        continue;
+                    }
+                    link_seen[l] = epoch;
+                    for &task in &link_flows[l] {
+                        if task_seen[task] != epoch {
+                            task_seen[task] = epoch;
+                            group.push(flow_at[task]);
+                            stack.extend_from_slice(route_of(task));
+                        }
+                    }
+                }
+                big_groups = group.len() * 5 >= flows.len() * 4;
+                sub.clear();
+                sub.extend(group.iter().map(|&k| Flow {
+                    task: flows[k].task,
+                    remaining: flows[k].remaining,
+                    rate: 0.0,
+                }));
+                routes.clear();
+                routes.extend(sub.iter().map(|f| route_of(f.task)));
+                fair_rates(&mut sub, &routes, &cap, &mut scratch);
+                for (f, &k) in sub.iter().zip(&group) {
+                    flows[k].rate = f.rate;
+                }
+            }
             if overlap < 1.0 {
-                for f in flows.iter_mut() {
-                    if let Kind::Transfer { src, dst, .. } = tasks[f.task].kind {
+                for &k in &group {
+                    if let Kind::Transfer { src, dst, .. } = tasks[flows[k].task].kind {
                         if computing[src] || computing[dst] {
-                            f.rate *= overlap;
+                            flows[k].rate *= overlap;
                         }
                     }
                 }
@@ -493,7 +575,17 @@ pub fn simulate_on(
                     t + msg_overhead_us + hops as f64 * net.hop_latency_us,
                     task,
                 ));
+                for &l in route_of(task) {
+                    let v = &mut link_flows[l];
+                    if let Some(p) = v.iter().position(|&x| x == task) {
+                        v.swap_remove(p);
+                    }
+                }
+                touched.extend_from_slice(route_of(task));
                 flows.swap_remove(i);
+                if i < flows.len() {
+                    flow_at[flows[i].task] = i;
+                }
                 rates_stale = true;
             } else {
                 i += 1;
@@ -505,7 +597,10 @@ pub fn simulate_on(
             end[i] = at;
             if let Kind::Compute { dev, .. } = tasks[i].kind {
                 computing[dev] = false;
-                rates_stale |= overlap < 1.0;
+                if overlap < 1.0 {
+                    touch_device(dev, &flows, &tasks, &route_of, &mut touched);
+                    rates_stale = true;
+                }
             }
             done += 1;
             for &d in &dependents[i] {
