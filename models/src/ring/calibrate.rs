@@ -10,8 +10,9 @@ use super::{CalibratedCompute, Scenario};
 
 /// Largest relative error of the simulator, calibrated on the link probe and the measured
 /// compute and communication overlap, against the committed two-GPU runs
-/// (`results/ring/h200x2/`): 9.6%, on causal GQA runs at 8K tokens.
-pub const MULTI_GPU_ERROR: f64 = 0.10;
+/// (`results/ring/h200x2/`): 14.8%, on causal GQA runs at 8K tokens, where the kernel model
+/// predicts the small blocks too fast.
+pub const MULTI_GPU_ERROR: f64 = 0.15;
 
 /// One `ringbench` row.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,8 +190,26 @@ pub fn parse_links(csv: &str, path: &str) -> Result<(Samples, Samples), String> 
     Ok((one, both))
 }
 
-/// Measured runs with their simulated times, µs.
-pub type Simulated = Vec<(MeasuredRun, f64)>;
+/// A measured run and its simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimRun {
+    /// The measurement.
+    pub run: MeasuredRun,
+    /// Simulated end-to-end time, µs.
+    pub total_us: f64,
+    /// Simulated exposed communication (time minus the busiest device's compute), µs.
+    pub exposed_us: f64,
+}
+
+impl SimRun {
+    /// Measured exposed communication: time minus the busiest rank's compute, µs.
+    pub fn measured_exposed_us(&self) -> f64 {
+        self.run.median_us - self.run.compute_only_us
+    }
+}
+
+/// Measured runs with their simulations.
+pub type Simulated = Vec<SimRun>;
 
 /// The calibration and the simulator's error on every measured multi-GPU run.
 #[derive(Debug, Clone)]
@@ -203,9 +222,9 @@ pub struct Calibration {
     /// busiest-rank compute, inverted).
     pub compute_scale: f64,
     /// Share of a transfer's rate kept while its GPUs compute, fitted (grid of 0.05) to the
-    /// runs' times.
+    /// runs' exposed communication.
     pub overlap: f64,
-    /// (run, simulated µs) for every measured run.
+    /// Every measured run with its simulation.
     pub runs: Simulated,
 }
 
@@ -214,7 +233,7 @@ impl Calibration {
     pub fn errors(&self) -> Vec<f64> {
         self.runs
             .iter()
-            .map(|(m, s)| s / m.median_us - 1.0)
+            .map(|r| r.total_us / r.run.median_us - 1.0)
             .collect()
     }
     /// Largest absolute relative error.
@@ -268,7 +287,11 @@ pub fn calibrate(
                 let mut sc = scenario(m, scale);
                 sc.cluster.overlap = overlap;
                 let sim = sc.run(&dev).map_err(|e| format!("{}: {e}", m.label()))?;
-                Ok((m.clone(), sim.timeline.total_us))
+                Ok(SimRun {
+                    run: m.clone(),
+                    total_us: sim.timeline.total_us,
+                    exposed_us: sim.timeline.exposed_comm_us(),
+                })
             })
             .collect()
     };
@@ -276,9 +299,10 @@ pub fn calibrate(
     for k in 0..=20 {
         let overlap = k as f64 / 20.0;
         let sims = simulate_all(overlap)?;
+        // Exposed communication isolates the overlap from the block-compute model's error.
         let cost: f64 = sims
             .iter()
-            .map(|(m, s)| (s / m.median_us - 1.0).powi(2))
+            .map(|r| ((r.exposed_us - r.measured_exposed_us()) / r.run.median_us).powi(2))
             .sum();
         if best.as_ref().is_none_or(|b| cost < b.0) {
             best = Some((cost, overlap, sims));
@@ -311,20 +335,27 @@ pub fn markdown(c: &Calibration) -> String {
     let mean = errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len().max(1) as f64;
     let _ = writeln!(
         s,
-        "Compute scale (device over the H100 kernel model, median over the runs): {:.3}. Communication overlap (share of a transfer's rate kept while its GPUs compute, least squares over the runs' relative errors): {:.2}.\n\nSimulator against every measured run: mean |error| {:.1}%, worst {:.1}%.\n\n| run | measured us | simulated us | error |\n|---|---|---|---|",
+        "Compute scale (device over the H100 kernel model, median over the runs): {:.3}. Communication overlap (share of a transfer's rate kept while its GPUs compute, least squares over the runs' exposed communication): {:.2}.\n\nSimulator against every measured run: time mean |error| {:.1}%, worst {:.1}%. Exposed communication (time minus the busiest rank's compute): mean |error| {:.0} us.\n\n| run | measured us | simulated us | error | exposed measured us | exposed simulated us |\n|---|---|---|---|---|---|",
         c.compute_scale,
         c.overlap,
         100.0 * mean,
-        100.0 * c.max_err()
+        100.0 * c.max_err(),
+        c.runs
+            .iter()
+            .map(|r| (r.exposed_us - r.measured_exposed_us()).abs())
+            .sum::<f64>()
+            / c.runs.len().max(1) as f64
     );
-    for ((m, sim), e) in c.runs.iter().zip(&errs) {
+    for (r, e) in c.runs.iter().zip(&errs) {
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.1} | {:+.1}% |",
-            m.label(),
-            m.median_us,
-            sim,
-            100.0 * e
+            "| {} | {:.1} | {:.1} | {:+.1}% | {:.0} | {:.0} |",
+            r.run.label(),
+            r.run.median_us,
+            r.total_us,
+            100.0 * e,
+            r.measured_exposed_us(),
+            r.exposed_us
         );
     }
     s

@@ -17,6 +17,17 @@ pub trait ComputeModel {
     fn call_us(&self, shape: &AttnShape, call: &Call) -> f64;
     /// Merging a partial result of `rows` query tokens into the accumulator, µs.
     fn merge_us(&self, shape: &AttnShape, rows: usize) -> f64;
+    /// Converting the fp32 accumulator of `rows` query tokens to the output type at the end,
+    /// µs; by default, what a merge of that many rows costs.
+    fn finalize_us(&self, shape: &AttnShape, rows: usize) -> f64 {
+        self.merge_us(shape, rows)
+    }
+}
+
+/// Bytes the final conversion reads and writes for `rows` query tokens: the fp32 accumulator
+/// in, the output out.
+pub fn finalize_bytes(shape: &AttnShape, rows: usize) -> f64 {
+    (rows * shape.heads * shape.head_dim * (4 + shape.elem_bytes)) as f64
 }
 
 /// A roofline compute model: launch overhead plus FLOPs at a sustained rate; merges at a
@@ -43,6 +54,9 @@ impl ComputeModel for Roofline {
     }
     fn merge_us(&self, shape: &AttnShape, rows: usize) -> f64 {
         self.launch_us + merge_bytes(shape, rows) / (self.mem_gbs * 1e3)
+    }
+    fn finalize_us(&self, shape: &AttnShape, rows: usize) -> f64 {
+        self.launch_us + finalize_bytes(shape, rows) / (self.mem_gbs * 1e3)
     }
 }
 
@@ -72,6 +86,9 @@ pub enum Activity {
     Merge,
     /// A transfer, drawn on the sender's row.
     Send,
+    /// The accumulator's final conversion to the output type (not counted as compute, as the
+    /// measured runs count it).
+    Finalize,
 }
 
 /// One interval of the timeline.
@@ -138,8 +155,16 @@ impl Timeline {
 }
 
 enum Kind {
-    Compute { dev: usize, us: f64, merge: bool },
-    Transfer { src: usize, dst: usize, bytes: u64 },
+    Compute {
+        dev: usize,
+        us: f64,
+        activity: Activity,
+    },
+    Transfer {
+        src: usize,
+        dst: usize,
+        bytes: u64,
+    },
 }
 
 struct Task {
@@ -189,7 +214,7 @@ fn tasks(plan: &Plan, model: &dyn ComputeModel) -> Vec<Task> {
                 kind: Kind::Compute {
                     dev: w.dev,
                     us,
-                    merge: false,
+                    activity: Activity::Compute,
                 },
                 step: s,
                 deps,
@@ -257,13 +282,26 @@ fn tasks(plan: &Plan, model: &dyn ComputeModel) -> Vec<Task> {
                 kind: Kind::Compute {
                     dev: owner,
                     us: model.merge_us(shape, rows),
-                    merge: true,
+                    activity: Activity::Merge,
                 },
                 step: s,
                 deps,
             });
             last_compute[owner] = Some(out.len() - 1);
         }
+    }
+    // Each device converts its accumulator once everything is merged.
+    let rows = plan.chunk * plan.schedule.partition().chunks_of(0, n).len();
+    for (dev, last) in last_compute.iter().enumerate() {
+        out.push(Task {
+            kind: Kind::Compute {
+                dev,
+                us: model.finalize_us(shape, rows),
+                activity: Activity::Finalize,
+            },
+            step: plan.steps - 1,
+            deps: last.iter().copied().collect(),
+        });
     }
     out
 }
@@ -618,18 +656,11 @@ pub fn simulate_on(
     for (i, task) in tasks.iter().enumerate() {
         step_end[task.step] = step_end[task.step].max(end[i]);
         let (dev, activity, peer, bytes) = match task.kind {
-            Kind::Compute { dev, us, merge } => {
-                busy[dev] += us;
-                (
-                    dev,
-                    if merge {
-                        Activity::Merge
-                    } else {
-                        Activity::Compute
-                    },
-                    None,
-                    0,
-                )
+            Kind::Compute { dev, us, activity } => {
+                if activity != Activity::Finalize {
+                    busy[dev] += us;
+                }
+                (dev, activity, None, 0)
             }
             Kind::Transfer { src, dst, bytes } => (src, Activity::Send, Some(dst), bytes),
         };

@@ -17,8 +17,8 @@ mod schedule;
 mod topology;
 
 pub use engine::{
-    merge_bytes, simulate, simulate_on, Activity, Cluster, ComputeModel, Interval, Roofline,
-    Timeline,
+    finalize_bytes, merge_bytes, simulate, simulate_on, Activity, Cluster, ComputeModel, Interval,
+    Roofline, Timeline,
 };
 pub use schedule::{AttnShape, Call, Partition, Payload, Plan, Schedule, Transfer, Work};
 pub use topology::{Link, Network, Topology};
