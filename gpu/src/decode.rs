@@ -163,16 +163,6 @@ pub struct Fp16Decode {
     pub splits: usize,
 }
 
-fn alloc<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
-    gpu: &Gpu,
-    n: usize,
-    what: &str,
-) -> Result<CudaSlice<T>> {
-    gpu.stream
-        .alloc_zeros::<T>(n.max(1))
-        .map_err(|e| GpuError::driver(format!("alloc {what}"), e))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn launch_split(
     gpu: &Gpu,
@@ -274,14 +264,10 @@ impl Fp16Decode {
             k: upload(gpu, &h.k, "K cache")?,
             v: upload(gpu, &h.v, "V cache")?,
             lens: upload(gpu, &vec![p.len as i32; p.batch], "lens")?,
-            part_o: alloc(
-                gpu,
-                p.batch * p.heads * splits * p.head_dim,
-                "partial outputs",
-            )?,
-            part_lse: alloc(gpu, p.batch * p.heads * splits, "partial lse")?,
-            o: alloc(gpu, p.batch * p.heads * p.head_dim, "output")?,
-            lse: alloc(gpu, p.batch * p.heads, "lse")?,
+            part_o: gpu.zeros(p.batch * p.heads * splits * p.head_dim, "partial outputs")?,
+            part_lse: gpu.zeros(p.batch * p.heads * splits, "partial lse")?,
+            o: gpu.zeros(p.batch * p.heads * p.head_dim, "output")?,
+            lse: gpu.zeros(p.batch * p.heads, "lse")?,
             splits,
         })
     }
@@ -584,14 +570,10 @@ impl PqDecode {
             )?,
             lens: upload(gpu, &vec![lq as i32; p.batch], "lens")?,
             win_lens: upload(gpu, &vec![c.window as i32; p.batch], "window lens")?,
-            part_o: alloc(
-                gpu,
-                p.batch * p.heads * slots * p.head_dim,
-                "partial outputs",
-            )?,
-            part_lse: alloc(gpu, p.batch * p.heads * slots, "partial lse")?,
-            o: alloc(gpu, p.batch * p.heads * p.head_dim, "output")?,
-            lse: alloc(gpu, p.batch * p.heads, "lse")?,
+            part_o: gpu.zeros(p.batch * p.heads * slots * p.head_dim, "partial outputs")?,
+            part_lse: gpu.zeros(p.batch * p.heads * slots, "partial lse")?,
+            o: gpu.zeros(p.batch * p.heads * p.head_dim, "output")?,
+            lse: gpu.zeros(p.batch * p.heads, "lse")?,
             m: c.m,
             window: c.window,
             splits,

@@ -3,7 +3,7 @@
 use crate::kernels::{KernelKey, Source};
 use crate::{GpuError, Result};
 use cudarc::driver::sys::CUdevice_attribute as Attr;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -114,6 +114,17 @@ impl Gpu {
             info,
             modules: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A zero-filled device buffer of `n` elements (at least one), `what` naming it in errors.
+    pub fn zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        n: usize,
+        what: &str,
+    ) -> Result<CudaSlice<T>> {
+        self.stream
+            .alloc_zeros::<T>(n.max(1))
+            .map_err(|e| GpuError::driver(format!("allocating {what}"), e))
     }
 
     /// The NVRTC target for this device: `sm_90a` on Hopper (for its own instructions), else

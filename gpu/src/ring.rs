@@ -97,10 +97,10 @@ impl SpCluster {
         let (p0, p1) = (d1 as i32, d0 as i32); // peer of device 0, of device 1
         let mut out = Vec::new();
         for &bytes in sizes {
-            let a_send = alloc::<u8>(&self.gpus[d0], bytes, "probe buffer")?;
-            let mut a_recv = alloc::<u8>(&self.gpus[d0], bytes, "probe buffer")?;
-            let b_send = alloc::<u8>(&self.gpus[d1], bytes, "probe buffer")?;
-            let mut b_recv = alloc::<u8>(&self.gpus[d1], bytes, "probe buffer")?;
+            let a_send = self.gpus[d0].zeros::<u8>(bytes, "probe buffer")?;
+            let mut a_recv = self.gpus[d0].zeros::<u8>(bytes, "probe buffer")?;
+            let b_send = self.gpus[d1].zeros::<u8>(bytes, "probe buffer")?;
+            let mut b_recv = self.gpus[d1].zeros::<u8>(bytes, "probe buffer")?;
             let mut times = [Vec::new(), Vec::new()];
             for (mode, t) in times.iter_mut().enumerate() {
                 for rep in 0..=reps {
@@ -272,16 +272,6 @@ pub fn shard(global: &[u16], heads: usize, tokens: usize, d: usize, pos: &[usize
     out
 }
 
-fn alloc<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
-    gpu: &Gpu,
-    n: usize,
-    what: &str,
-) -> Result<CudaSlice<T>> {
-    gpu.stream
-        .alloc_zeros::<T>(n.max(1))
-        .map_err(|e| GpuError::driver(format!("allocating {what}"), e))
-}
-
 impl<'c> SpRun<'c> {
     /// Prepares `plan` with global inputs `q` `[heads][tokens][d]`, `k`, `v`
     /// `[kv_heads][tokens][d]` (bit patterns of `dtype`).
@@ -346,12 +336,12 @@ impl<'c> SpRun<'c> {
             let g = &cluster.gpus[dev];
             let slots = |len: usize, on: bool, what: &str| -> Result<Vec<CudaSlice<u16>>> {
                 (0..if on { 2 } else { 0 })
-                    .map(|_| alloc(g, len, what))
+                    .map(|_| g.zeros(len, what))
                     .collect()
             };
             let fslots = |len: usize, on: bool, what: &str| -> Result<Vec<CudaSlice<f32>>> {
                 (0..if on { 2 } else { 0 })
-                    .map(|_| alloc(g, len, what))
+                    .map(|_| g.zeros(len, what))
                     .collect()
             };
             ranks.push(Rank {
@@ -374,9 +364,9 @@ impl<'c> SpRun<'c> {
                 pl: fslots(rows, true, "partial LSEs")?,
                 ro: slots(qn, moves_q, "received partials")?,
                 rl: fslots(rows, moves_q, "received LSEs")?,
-                acc: alloc(g, qn, "accumulator")?,
-                acc_lse: alloc(g, rows, "accumulator LSE")?,
-                out: alloc(g, qn, "output")?,
+                acc: g.zeros(qn, "accumulator")?,
+                acc_lse: g.zeros(rows, "accumulator LSE")?,
+                out: g.zeros(qn, "output")?,
             });
         }
         let mut masks = HashMap::new();
