@@ -17,6 +17,7 @@ use dse::runner::{self, Progress, RunOptions, Shard};
 
 mod gpu;
 mod modred;
+mod reram;
 mod ring;
 mod rtl;
 
@@ -30,6 +31,10 @@ const QUICKSTART: &str = include_str!("../configs/quickstart.toml");
     about = "Hardware design-space exploration: TOML sweeps, Pareto fronts, reports"
 )]
 struct Cli {
+    /// ReRAM technology file for the reram.* models and `archsweep reram` (default: the
+    /// embedded ISAAC 32 nm, sim/src/reram/isaac32.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    tech: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +110,12 @@ enum Command {
         #[command(subcommand)]
         cmd: ring::RingCmd,
     },
+    /// ReRAM second-order training: inversion precision, K-FAC training with simulated
+    /// inverses, the accelerator against the GPU and PipeLayer, ISAAC reference, technology files.
+    Reram {
+        #[command(subcommand)]
+        cmd: reram::ReramCmd,
+    },
     /// Verilog export, synthesis and area-model calibration.
     Rtl {
         #[command(subcommand)]
@@ -148,7 +159,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let registry = models::registry();
+    let tech = match &cli.tech {
+        Some(f) => sim::reram::tech::Technology::load(f)?,
+        None => sim::reram::tech::Technology::isaac32(),
+    };
+    let registry = models::registry_with(&tech);
     match cli.command {
         Command::List { model: None } => {
             let w = registry
@@ -243,6 +258,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ring { cmd } => {
             ring::run(cmd)?;
+        }
+        Command::Reram { cmd } => {
+            reram::run(cmd, &tech)?;
         }
         Command::Rtl { cmd } => {
             rtl::run(cmd)?;

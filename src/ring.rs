@@ -72,7 +72,7 @@ pub enum RingCmd {
     },
 }
 
-fn write_new(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_new(path: &Path, text: &str) -> Result<()> {
     if path.exists() {
         bail!(
             "{} exists; results are never overwritten (choose another --out)",
@@ -85,7 +85,7 @@ fn write_new(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 

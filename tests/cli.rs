@@ -64,7 +64,7 @@ fn list_shows_models_and_their_parameters() {
     );
     fails_with(
         &run_in(d.path(), &["list", "nope"]),
-        "unknown model 'nope'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, ring.attention, trivial, zdt1, zdt2, zdt3",
+        "unknown model 'nope'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3",
     );
 }
 
@@ -134,6 +134,8 @@ fn validate_accepts_the_shipped_configs() {
         "kvcache_pq",
         "ring_nvlink",
         "ring_pcie",
+        "reram_inv",
+        "reram_kfac",
     ] {
         let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
         let (out, err) = text(&o);
@@ -151,7 +153,7 @@ fn bad_input_exits_2_with_a_located_message() {
     let base = "name = \"b\"\nmodel = \"zdt1\"\n[strategy]\nkind = \"random\"\nbudget = 10\n[objectives]\nminimize = [\"f1\", \"f2\"]\n";
     let cases: Vec<(String, &str)> = vec![
         ("name = \"b\"\nmodel = \"zdt1\n".into(), "bad.toml:2:"),
-        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, ring.attention, trivial, zdt1, zdt2, zdt3"),
+        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3"),
         (base.replace("[strategy]", "[parameters]\nx99 = 1.0\n[strategy]"), "unknown parameter 'x99' of model 'zdt1'; valid parameters: x1, x2,"),
         (base.replace("\"f2\"]", "\"f9\"]"), "unknown metric 'f9' of model 'zdt1'; valid metrics: f1, f2"),
         (base.replace("\"random\"", "\"bayes\""), "unknown strategy 'bayes'; valid strategies: grid, random, lhs, sobol, nsga2, nsga3, smsemoa"),

@@ -11,15 +11,22 @@ use dse::Registry;
 
 pub mod attention;
 pub mod modred;
+pub mod reram;
 pub mod ring;
 
-/// Every model archsweep knows, by name.
+/// Every model archsweep knows, by name, with the default ReRAM technology (ISAAC 32 nm).
 pub fn registry() -> Registry {
+    registry_with(&sim::reram::tech::Technology::isaac32())
+}
+
+/// Every model, the ReRAM ones with technology `tech`.
+pub fn registry_with(tech: &sim::reram::tech::Technology) -> Registry {
     let mut r = dse::benchmark_registry();
     for m in modred::all()
         .into_iter()
         .chain(attention::all())
         .chain(ring::all())
+        .chain(reram::all_with(tech))
     {
         r.register(m);
     }
@@ -43,6 +50,8 @@ mod tests {
             "attention.masked",
             "kvcache.pq",
             "ring.attention",
+            "reram.inv",
+            "reram.kfac",
         ] {
             assert!(r.get(name).is_some(), "{name} missing");
         }

@@ -7,9 +7,13 @@
 //! - [`ring`]: sequence-parallel attention schedules (Ring, zigzag Ring, TokenRing, zigzag
 //!   TokenRing) on NVSwitch, mesh, PCIe-tree, ring and torus networks, with an fp64 execution.
 //!
-//! The ReRAM and PCIe simulators arrive with their issues.
+//! - [`reram`]: ReRAM crossbars (bit-sliced VMM, closed-loop analog inversion, high-precision
+//!   solves), component costs, and K-FAC training with simulated inverses in the loop.
+//!
+//! The PCIe simulator arrives with its issue.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod modred;
+pub mod reram;
 pub mod ring;
