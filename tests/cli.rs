@@ -818,3 +818,93 @@ fn gpu_pq_accuracy_never_overwrites() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
 }
+
+#[test]
+fn reram_commands_run_and_reject_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(d.path(), &["reram", "isaac"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("| tile power (mW) | 329.") && out.contains("-0.08%"),
+        "{out}"
+    );
+    let o = run_in(
+        d.path(),
+        &[
+            "reram",
+            "precision",
+            "--n",
+            "16",
+            "--trials",
+            "1",
+            "--rounds",
+            "3",
+            "--kappa",
+            "1,10",
+            "--out",
+            "p",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("| refine | ideal | 1e0 | 1/1 |"), "{out}");
+    for f in ["precision.csv", "precision.md", "bits.svg", "bits.png"] {
+        assert!(d.path().join("p").join(f).exists(), "{f}");
+    }
+    fails_with(
+        &run_in(d.path(), &["reram", "precision", "--out", "p"]),
+        "results are never overwritten",
+    );
+    fails_with(
+        &run_in(
+            d.path(),
+            &["reram", "train", "--net", "resnet", "--out", "t"],
+        ),
+        "choose mlp or cnn",
+    );
+    fails_with(
+        &run_in(
+            d.path(),
+            &["reram", "train", "--noise", "loud", "--out", "t"],
+        ),
+        "ideal, default, 10x",
+    );
+    let tech = std::fs::read_to_string(repo("sim/src/reram/isaac32.toml")).unwrap();
+    std::fs::write(
+        d.path().join("neg.toml"),
+        tech.replace("r_on_ohm = 100e3", "r_on_ohm = -1"),
+    )
+    .unwrap();
+    fails_with(
+        &run_in(d.path(), &["--tech", "neg.toml", "list"]),
+        "neg.toml: field `cell.r_on_ohm` must be a positive number",
+    );
+    std::fs::write(
+        d.path().join("key.toml"),
+        tech.replace("[dac]", "[dac]\nvolts = 1"),
+    )
+    .unwrap();
+    fails_with(
+        &run_in(d.path(), &["reram", "tech", "key.toml"]),
+        "unknown field `volts`",
+    );
+    fails_with(&run_in(d.path(), &["reram", "tech", "key.toml"]), "line");
+    let o = run_in(
+        d.path(),
+        &[
+            "--tech",
+            &repo("sim/src/reram/isaac32.toml"),
+            "list",
+            "reram.inv",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let cfg = std::fs::read_to_string(repo("configs/reram_inv.toml")).unwrap();
+    std::fs::write(
+        d.path().join("bad.toml"),
+        cfg.replace("level_bits = { min = 4, max = 10 }", "level_bits = 0"),
+    )
+    .unwrap();
+    fails_with(&run_in(d.path(), &["validate", "bad.toml"]), "level_bits");
+}

@@ -610,3 +610,83 @@ pub fn all_with(tech: &Technology) -> Vec<Arc<dyn Model>> {
 pub fn all() -> Vec<Arc<dyn Model>> {
     all_with(&Technology::isaac32())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> EvalContext {
+        EvalContext { seed: 1 }
+    }
+
+    #[test]
+    fn reram_inv_default_reaches_16_bits_and_fails_unstable_designs() {
+        let m = ReramInv::new(Technology::isaac32());
+        let p = m.info().point_with(&[]).unwrap();
+        let a = m.evaluate(&p, &ctx()).unwrap();
+        let b = m.evaluate(&p, &ctx()).unwrap();
+        assert_eq!(a, b, "deterministic");
+        let idx = |n: &str| m.info().metric_index(n).unwrap();
+        assert!(a[idx("bits")] >= 16.0, "{a:?}");
+        assert!((1.0..=8.0).contains(&a[idx("rounds")]), "{a:?}");
+        assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0), "{a:?}");
+        // More rounds allowed and a higher target: more bits, more latency.
+        let p2 = m
+            .info()
+            .point_with(&["target_bits=24".into(), "iterations=20".into()])
+            .unwrap();
+        let c = m.evaluate(&p2, &ctx()).unwrap();
+        assert!(c[idx("bits")] > a[idx("bits")] && c[idx("latency_ns")] > a[idx("latency_ns")]);
+        let p3 = m.info().point_with(&["kappa=1e5".into()]).unwrap();
+        let e = m.evaluate(&p3, &ctx()).unwrap_err().to_string();
+        assert!(e.contains("unstable"), "{e}");
+    }
+
+    #[test]
+    fn reram_kfac_default_matches_fp64_accuracy() {
+        let m = ReramKfac::new(Technology::isaac32());
+        let p = m.info().point_with(&[]).unwrap();
+        let v = m.evaluate(&p, &ctx()).unwrap();
+        let idx = |n: &str| m.info().metric_index(n).unwrap();
+        assert!(v[idx("test_acc")] >= 0.95, "{v:?}");
+        assert!(v[idx("acc_loss")].abs() <= 0.01, "{v:?}");
+        assert!(v[idx("inv_bits")] >= 16.0, "{v:?}");
+        assert_eq!(v[idx("inv_failures")], 0.0);
+        assert!(v[idx("speedup_vs_gpu")].is_finite() && v[idx("speedup_vs_gpu")] > 0.0);
+        let sep = m.info().point_with(&["mapping=separate".into()]).unwrap();
+        let s = m.evaluate(&sep, &ctx()).unwrap();
+        assert!(s[idx("iter_latency_us")] > v[idx("iter_latency_us")]);
+        assert_eq!(
+            s[idx("test_acc")],
+            v[idx("test_acc")],
+            "the mapping does not change the math"
+        );
+    }
+
+    #[test]
+    fn the_gpu_measurement_parses_and_bad_files_are_located() {
+        let g = gpu_measurements();
+        assert!(g
+            .iter()
+            .any(|r| r.workload == "digits-mlp" && r.optimizer == "kfac"));
+        assert!(g.iter().all(|r| r.ms > 0.0 && r.device.contains("H100")));
+        let e = parse_gpu_csv("workload,optimizer\n", "g.csv").unwrap_err();
+        assert!(e.contains("g.csv") && e.contains("inv_every"), "{e}");
+        let e = parse_gpu_csv(
+            "workload,optimizer,inv_every,ms_per_iter,j_per_iter,device\nw,kfac,1,fast,,H100\n",
+            "g.csv",
+        )
+        .unwrap_err();
+        assert!(e.contains("line 2") && e.contains("ms_per_iter"), "{e}");
+    }
+
+    #[test]
+    fn the_model_version_follows_the_technology() {
+        let t = Technology::isaac32();
+        let mut u = t.clone();
+        u.adc.power_mw *= 2.0;
+        let (a, b) = (ReramInv::new(t), ReramInv::new(u));
+        assert_ne!(a.info().version, b.info().version);
+        assert!(a.info().version.starts_with("1+isaac-32nm-"));
+    }
+}

@@ -1,4 +1,5 @@
 //! Integration tests of the simulators (one test binary for the crate).
 
 mod modred;
+mod reram;
 mod ring;
