@@ -60,6 +60,10 @@ pub enum ReramCmd {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also run K-FAC across damping (0.03, 0.003, 0.0003) and noise (default, 3x, 10x)
+        /// with fp64, 8-bit INV alone and high-precision inverses (at most 8 epochs each).
+        #[arg(long)]
+        sensitivity: bool,
         /// Output directory (must not exist yet).
         #[arg(long)]
         out: PathBuf,
@@ -222,6 +226,7 @@ pub fn run(cmd: ReramCmd, tech: &Technology) -> Result<()> {
             noise,
             target,
             seed,
+            sensitivity,
             out,
         } => {
             let net = net(&name)?;
@@ -250,8 +255,18 @@ pub fn run(cmd: ReramCmd, tech: &Technology) -> Result<()> {
                 }
             }
             write_new(&out.join("curves.csv"), &csv)?;
+            let sens = if sensitivity {
+                let rows =
+                    study::sensitivity(net, &[0.03, 0.003, 0.0003], epochs.min(8), target, seed)?;
+                format!(
+                    "\n{}",
+                    study::sensitivity_markdown(&rows, epochs.min(8), target)
+                )
+            } else {
+                String::new()
+            };
             let md = format!(
-                "{}\ncommand: `{}`\n",
+                "{}{sens}\ncommand: `{}`\n",
                 study::training_markdown(net, noise, &curves, target),
                 command_line()
             );

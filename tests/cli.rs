@@ -868,7 +868,7 @@ fn reram_commands_run_and_reject_bad_input() {
             d.path(),
             &["reram", "train", "--noise", "loud", "--out", "t"],
         ),
-        "ideal, default, 10x",
+        "ideal, default, 3x, 10x",
     );
     let tech = std::fs::read_to_string(repo("sim/src/reram/isaac32.toml")).unwrap();
     std::fs::write(

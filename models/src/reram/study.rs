@@ -30,8 +30,8 @@ pub struct NoiseLevel {
     pub read_sigma: f64,
 }
 
-/// The noise levels studied: none, the models' default, and ten times more.
-pub const NOISE: [NoiseLevel; 3] = [
+/// The noise levels studied: none, the models' default, three and ten times more.
+pub const NOISE: [NoiseLevel; 4] = [
     NoiseLevel {
         name: "ideal",
         prog_sigma: 0.0,
@@ -41,6 +41,11 @@ pub const NOISE: [NoiseLevel; 3] = [
         name: "default",
         prog_sigma: 0.002,
         read_sigma: 0.001,
+    },
+    NoiseLevel {
+        name: "3x",
+        prog_sigma: 0.006,
+        read_sigma: 0.003,
     },
     NoiseLevel {
         name: "10x",
@@ -112,7 +117,9 @@ pub fn precision(
                         .ok_or(ReramError::Singular)?;
                     let s = match HpSolver::program(&a, &cfg, &mut rng) {
                         Ok(s) => s,
-                        Err(ReramError::Unstable { .. } | ReramError::Singular) => continue,
+                        Err(
+                            ReramError::Unstable { .. } | ReramError::Singular | ReramError::Eigen,
+                        ) => continue,
                         Err(e) => return Err(e),
                     };
                     stable += 1;
@@ -312,7 +319,7 @@ pub struct CompareRow {
 }
 
 /// The default accelerator: ISAAC VMM crossbars, the default high-precision solver with
-/// `rounds` rounds, 64 INV units, 4 copies.
+/// `rounds` rounds, 1024 INV units (2048 of the ISAAC chip's 16,128 arrays), 4 copies.
 pub fn default_accel(tech: &Technology, mapping: Mapping, rounds: f64, lambda_min: f64) -> Accel {
     Accel {
         tech: tech.clone(),
@@ -321,7 +328,7 @@ pub fn default_accel(tech: &Technology, mapping: Mapping, rounds: f64, lambda_mi
         rounds,
         lambda_min,
         mapping,
-        inv_units: 64,
+        inv_units: 1024,
         copies: 4,
     }
 }
@@ -378,7 +385,7 @@ pub fn compare_markdown(
     steps_per_epoch: usize,
 ) -> String {
     let mut s = format!(
-        "One training iteration. Accelerator: technology `{}`, ISAAC VMM crossbars (128x128, 2-bit cells, 16-bit), 8-bit INV + 24-bit residual VMM, 4 copies. GPU: committed PyTorch K-FAC measurement (`results/reram/gpu_kfac_h100.csv`, {}).\n\n| workload | inv every | GPU ms | GPU mJ | fused us | fused uJ | separate us | separate uJ | PipeLayer SGD us | speedup vs GPU | energy saving vs GPU | area mm2 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "One training iteration. Accelerator: technology `{}`, ISAAC VMM crossbars (128x128, 2-bit cells, 16-bit), 8-bit INV + 24-bit residual VMM, 1024 INV units, 4 copies. GPU: committed PyTorch K-FAC measurement (`results/reram/gpu_kfac_h100.csv`, {}).\n\n| workload | inv every | GPU ms | GPU mJ | fused us | fused uJ | separate us | separate uJ | PipeLayer SGD us | speedup vs GPU | energy saving vs GPU | area mm2 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         tech.name,
         rows.iter()
             .find_map(|r| r.gpu.as_ref().map(|g| g.device.clone()))
@@ -473,4 +480,114 @@ pub fn workload_net(name: &str) -> Option<Net> {
         "digits-cnn" => Some(Net::Cnn { channels: 8 }),
         _ => None,
     }
+}
+
+/// One cell of the sensitivity study.
+#[derive(Debug, Clone)]
+pub struct SensitivityRow {
+    /// K-FAC damping.
+    pub damping: f64,
+    /// Noise level.
+    pub noise: &'static str,
+    /// Inverse kind label.
+    pub run: String,
+    /// Mean test accuracy over the last three epochs.
+    pub acc_tail: f64,
+    /// Epochs to the target.
+    pub epochs_to: Option<usize>,
+    /// Mean inverse bits.
+    pub bits: f64,
+    /// INV failures.
+    pub failures: usize,
+}
+
+/// K-FAC with fp64, 8-bit INV alone and high-precision inverses across damping and noise.
+pub fn sensitivity(
+    net: Net,
+    dampings: &[f64],
+    epochs: usize,
+    target: f64,
+    seed: u64,
+) -> Result<Vec<SensitivityRow>, ReramError> {
+    let (tr, te) = Dataset::digits().split(360, 1);
+    let mut out = Vec::new();
+    let tail = |r: &[EpochRecord]| {
+        let k = r.len().clamp(1, 3);
+        r[r.len() - k..].iter().map(|e| e.test_acc).sum::<f64>() / k as f64
+    };
+    for &damping in dampings {
+        let mut kinds: Vec<(&'static str, String, InverseKind)> =
+            vec![("-", "kfac-fp64".into(), InverseKind::Exact)];
+        for noise in NOISE.iter().skip(1) {
+            let dev = Device::noisy(noise.prog_sigma, noise.read_sigma);
+            let mut hp = HpConfig::default_refine();
+            hp.inv.device = dev;
+            hp.vmm.device = dev;
+            kinds.push((noise.name, "kfac-inv8".into(), InverseKind::Analog(hp.inv)));
+            kinds.push((noise.name, "kfac-hp".into(), InverseKind::HighPrecision(hp)));
+        }
+        for (noise, run, inverse) in kinds {
+            let cfg = TrainConfig {
+                net,
+                optimizer: Optimizer::Kfac {
+                    lr: 0.05,
+                    damping,
+                    inv_every: 10,
+                    inverse,
+                },
+                epochs,
+                batch: 64,
+                seed,
+            };
+            let r = match train(&cfg, &tr, &te) {
+                Ok(r) => r,
+                Err(ReramError::Param(m)) if m.contains("diverged") => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let bits: Vec<f64> = r
+                .iter()
+                .map(|e| e.inv_bits)
+                .filter(|v| v.is_finite())
+                .collect();
+            out.push(SensitivityRow {
+                damping,
+                noise,
+                run,
+                acc_tail: if r.is_empty() { f64::NAN } else { tail(&r) },
+                epochs_to: epochs_to(&r, target),
+                bits: if bits.is_empty() {
+                    f64::NAN
+                } else {
+                    bits.iter().sum::<f64>() / bits.len() as f64
+                },
+                failures: r.iter().map(|e| e.inv_failures).sum(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The sensitivity study as Markdown.
+pub fn sensitivity_markdown(rows: &[SensitivityRow], epochs: usize, target: f64) -> String {
+    let mut s = format!(
+        "K-FAC across damping and device noise ({epochs} epochs; accuracy is the mean test accuracy of the last three epochs; NaN: training diverged).\n\n| damping | noise | inverses | test acc | epochs to {:.0}% | inverse bits | INV failures |\n|---|---|---|---|---|---|---|\n",
+        target * 100.0
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.4} | {} | {} | {} |\n",
+            r.damping,
+            r.noise,
+            r.run,
+            r.acc_tail,
+            r.epochs_to.map_or("not reached".into(), |e| e.to_string()),
+            if r.bits.is_finite() {
+                format!("{:.1}", r.bits)
+            } else {
+                "-".into()
+            },
+            r.failures
+        ));
+    }
+    s
 }

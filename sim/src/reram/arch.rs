@@ -11,7 +11,9 @@
 //! 4. **factor inversion** (K-FAC, amortised over `inv_every` iterations): every damped factor
 //!    of order `n` is programmed into INV arrays and the residual VMM, solved column by column
 //!    with `rounds` refinement rounds each, and the inverse programmed into preconditioning VMM
-//!    crossbars. Factors run concurrently on the `inv_units` INV units. *Fused* mapping puts a
+//!    crossbars. Factors run concurrently on the `inv_units` INV units; when the units exceed
+//!    what all factors need at once, every factor is replicated on the spare units (with its
+//!    residual VMM, programmed once per replica) and its columns split over the replicas. *Fused* mapping puts a
 //!    factor's INV arrays, residual VMM and preconditioning VMM in one tile, so vectors move
 //!    through the IMA registers; *separate* mapping keeps INV units and VMMs in different
 //!    tiles, so every round's residual and correction and every inverse column cross the
@@ -338,6 +340,14 @@ pub fn kfac_iteration(w: &Workload, acc: &Accel) -> Result<IterCost, ReramError>
     // Per factor: (units needed, latency, energy).
     let mut jobs = Vec::new();
     let (mut res_xbars, mut pre_xbars) = (0usize, 0usize);
+    // Spare INV units hold replicas of every factor (with their residual VMMs), each solving
+    // a share of the columns: r = units available over units all factors need at once.
+    let need: usize = w
+        .factor_orders()
+        .iter()
+        .map(|n| n.div_ceil(inv.size).pow(2))
+        .sum();
+    let replicas = (acc.inv_units / need.max(1)).max(1);
     for n in w.factor_orders() {
         let units = n.div_ceil(inv.size).pow(2);
         if units > acc.inv_units {
@@ -374,10 +384,11 @@ pub fn kfac_iteration(w: &Workload, acc: &Accel) -> Result<IterCost, ReramError>
         let (p_pre_ns, _) = program_cost(t, n.min(acc.vmm.rows), 0, 1);
         let prog_pj =
             p_inv_pj + inv_cells_pj + (res_cells + pre_cells) as f64 * t.program_cell_pj();
-        let ns = p_inv_ns.max(p_res_ns) + n as f64 * col_ns + p_pre_ns;
-        let pj = prog_pj + n as f64 * col_pj;
-        jobs.push((units, ns, pj));
-        res_xbars += ra.crossbars;
+        let r = replicas.min(n);
+        let ns = p_inv_ns.max(p_res_ns) + n.div_ceil(r) as f64 * col_ns + p_pre_ns;
+        let pj = r as f64 * prog_pj + n as f64 * col_pj;
+        jobs.push((units * r, ns, pj));
+        res_xbars += ra.crossbars * r;
         pre_xbars += pa.crossbars * acc.copies;
     }
     let inv_area = acc.inv_units as f64 * inv_unit_area_mm2(t, inv);

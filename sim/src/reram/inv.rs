@@ -190,6 +190,9 @@ impl InvArray {
             }
         }
         let lambda_min = min_real_eigenvalue(&programmed);
+        if lambda_min.is_nan() {
+            return Err(ReramError::Eigen);
+        }
         if lambda_min <= 0.0 || !lambda_min.is_finite() {
             return Err(ReramError::Unstable {
                 min_real: lambda_min / amax,
@@ -270,7 +273,9 @@ pub fn settle_ns(bits: u32, gbw_hz: f64, lambda_min_normalised: f64) -> f64 {
         * 1e9
 }
 
-/// Smallest real part over the eigenvalues of `a` (symmetric matrices by the symmetric solver).
+/// Smallest real part over the eigenvalues of `a`, or a positive lower bound on it: symmetric
+/// matrices by the symmetric solver; others by the symmetric part's smallest eigenvalue when
+/// positive, else by the Schur form (NaN when its iteration does not converge).
 pub fn min_real_eigenvalue(a: &DMatrix<f64>) -> f64 {
     let sym = (a - a.transpose()).amax() <= 1e-12 * a.amax();
     if sym {
@@ -279,9 +284,27 @@ pub fn min_real_eigenvalue(a: &DMatrix<f64>) -> f64 {
             .iter()
             .fold(f64::INFINITY, |m, &v| m.min(v))
     } else {
-        a.complex_eigenvalues()
+        // Every eigenvalue's real part is at least the smallest eigenvalue of the symmetric
+        // part (field of values): when that is positive the loop is stable, and it is the
+        // (conservative) settling bound. Programmed matrices are near-symmetric, so it is
+        // tight; otherwise the Schur form decides.
+        let sym = (a + a.transpose()) * 0.5;
+        let bound = sym
+            .symmetric_eigenvalues()
             .iter()
-            .fold(f64::INFINITY, |m, v| m.min(v.re))
+            .fold(f64::INFINITY, |m, &v| m.min(v));
+        if bound > 0.0 {
+            return bound;
+        }
+        // nalgebra's plain Schur iterates without limit; cap it (NaN when it does not converge).
+        let cap = 1000 * a.nrows().max(1);
+        match nalgebra::linalg::Schur::try_new(a.clone(), f64::EPSILON, cap) {
+            Some(s) => s
+                .complex_eigenvalues()
+                .iter()
+                .fold(f64::INFINITY, |m, v| m.min(v.re)),
+            None => f64::NAN,
+        }
     }
 }
 

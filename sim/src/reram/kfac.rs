@@ -557,9 +557,11 @@ pub fn train(
                                     }
                                     // The analog loop cannot solve this factor: the controller
                                     // keeps the previous inverse and counts the failure.
-                                    Err(ReramError::Unstable { .. } | ReramError::Singular)
-                                        if !matches!(inverse, InverseKind::Exact) =>
-                                    {
+                                    Err(
+                                        ReramError::Unstable { .. }
+                                        | ReramError::Singular
+                                        | ReramError::Eigen,
+                                    ) if !matches!(inverse, InverseKind::Exact) => {
                                         failures += 1;
                                     }
                                     Err(e) => return Err(e),

@@ -47,6 +47,9 @@ pub enum ReramError {
         /// Smallest real part over the largest entry.
         min_real: f64,
     },
+    /// The stability check's eigenvalue iteration did not converge.
+    #[error("the eigenvalues of the programmed matrix did not converge; its stability is unknown")]
+    Eigen,
     /// The programmed matrix is singular.
     #[error("the programmed matrix is singular")]
     Singular,
