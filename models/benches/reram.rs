@@ -49,6 +49,33 @@ fn solve_256(c: &mut Criterion) {
     g.bench_function("reram_inv_point_default", |bench| {
         bench.iter(|| m.evaluate(&p, &ctx).expect("evaluates"))
     });
+    // 1,000 distinct design points on every core (the work of a tenth of the 10,000-point
+    // sweep, without its journal and report).
+    let points: Vec<_> = (0..1000)
+        .map(|i| {
+            m.info()
+                .point_with(&[
+                    format!("level_bits={}", 4 + i % 7),
+                    format!("inv_adc_bits={}", 4 + (i / 7) % 9),
+                    format!("iterations={}", 1 + (i / 63) % 12),
+                    format!("vmm_adc_bits={}", 6 + i % 9),
+                    format!("vmm_cell_bits={}", 1 + (i / 3) % 4),
+                ])
+                .expect("in the domain")
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    g.sample_size(10);
+    g.bench_function("reram_inv_1000_points_all_cores", |bench| {
+        bench.iter(|| {
+            std::thread::scope(|sc| {
+                for chunk in points.chunks(points.len().div_ceil(threads)) {
+                    let m = &m;
+                    sc.spawn(move || chunk.iter().filter(|p| m.evaluate(p, &ctx).is_ok()).count());
+                }
+            })
+        })
+    });
     g.finish();
 }
 
