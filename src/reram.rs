@@ -127,12 +127,35 @@ fn new_dir(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
 }
 
-fn plot(out: &Path, name: &str, fig: &Figure) -> Result<()> {
+/// Draws labelled curves (one colour each) into `out/name.{svg,png}`.
+fn plot_curves(
+    out: &Path,
+    name: &str,
+    title: String,
+    labels: (&str, &str),
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let layers: Vec<Layer> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, (label, points))| Layer {
+            label,
+            points: points.clone(),
+            color: PALETTE[i % PALETTE.len()],
+            size: 3,
+            line: true,
+        })
+        .collect();
+    let fig = Figure::Scatter {
+        title,
+        labels: (labels.0.into(), labels.1.into()),
+        layers,
+        legend_low: true,
+    };
     let svg =
-        render(fig, (900, 560), &out.join(format!("{name}.png"))).map_err(anyhow::Error::msg)?;
+        render(&fig, (900, 560), &out.join(format!("{name}.png"))).map_err(anyhow::Error::msg)?;
     write_new(&out.join(format!("{name}.svg")), &svg)
 }
-
 /// Runs a reram command.
 pub fn run(cmd: ReramCmd, tech: &Technology) -> Result<()> {
     match cmd {
@@ -180,39 +203,23 @@ pub fn run(cmd: ReramCmd, tech: &Technology) -> Result<()> {
                 command_line()
             );
             write_new(&out.join("precision.md"), &md)?;
-            let shown: Vec<_> = rows
+            let curves: Vec<(String, Vec<(f64, f64)>)> = rows
                 .iter()
                 .filter(|r| r.scheme == Scheme::Refine && r.noise == "default" && r.stable > 0)
-                .collect();
-            let labels: Vec<String> = shown
-                .iter()
-                .map(|r| format!("refine, kappa {:.0e}", r.kappa))
-                .collect();
-            let layers: Vec<Layer> = shown
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Layer {
-                    label: &labels[i],
-                    points: r
-                        .bits
-                        .iter()
-                        .enumerate()
-                        .map(|(k, b)| ((k + 1) as f64, *b))
-                        .collect(),
-                    color: PALETTE[i % PALETTE.len()],
-                    size: 3,
-                    line: true,
+                .map(|r| {
+                    let pts = r.bits.iter().enumerate();
+                    (
+                        format!("refine, kappa {:.0e}", r.kappa),
+                        pts.map(|(k, b)| ((k + 1) as f64, *b)).collect(),
+                    )
                 })
                 .collect();
-            plot(
+            plot_curves(
                 &out,
                 "bits",
-                &Figure::Scatter {
-                    title: format!("Correct bits per INV round ({n}x{n}, default noise)"),
-                    labels: ("round".into(), "correct bits".into()),
-                    layers,
-                    legend_low: true,
-                },
+                format!("Correct bits per INV round ({n}x{n}, default noise)"),
+                ("round", "correct bits"),
+                &curves,
             )?;
             print!("{md}");
             println!(
@@ -271,30 +278,19 @@ pub fn run(cmd: ReramCmd, tech: &Technology) -> Result<()> {
                 command_line()
             );
             write_new(&out.join("training.md"), &md)?;
-            let layers: Vec<Layer> = curves
+            let series: Vec<(String, Vec<(f64, f64)>)> = curves
                 .iter()
-                .enumerate()
-                .map(|(i, c)| Layer {
-                    label: &c.label,
-                    points: c
-                        .records
-                        .iter()
-                        .map(|r| (r.epoch as f64, r.test_acc))
-                        .collect(),
-                    color: PALETTE[i % PALETTE.len()],
-                    size: 3,
-                    line: true,
+                .map(|c| {
+                    let pts = c.records.iter().map(|r| (r.epoch as f64, r.test_acc));
+                    (c.label.clone(), pts.collect())
                 })
                 .collect();
-            plot(
+            plot_curves(
                 &out,
                 "curves",
-                &Figure::Scatter {
-                    title: format!("{} on the digits: test accuracy", net.name()),
-                    labels: ("epoch".into(), "test accuracy".into()),
-                    layers,
-                    legend_low: true,
-                },
+                format!("{} on the digits: test accuracy", net.name()),
+                ("epoch", "test accuracy"),
+                &series,
             )?;
             print!("{md}");
             println!(

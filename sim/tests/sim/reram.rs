@@ -379,40 +379,36 @@ fn the_cost_model_reproduces_isaac_table_one() {
 
 #[test]
 fn technology_files_are_checked_with_field_and_line() {
-    let e = Technology::parse(
-        &ISAAC32_TOML.replace("r_on_ohm = 100e3", "r_on_ohm = -100e3"),
-        "t.toml",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("t.toml") && e.contains("cell.r_on_ohm") && e.contains("positive"),
-        "{e}"
-    );
-    let e = Technology::parse(
-        &ISAAC32_TOML.replace("bits = 8\nrate_gsps", "bits = 0\nrate_gsps"),
-        "t.toml",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("adc.bits") && e.contains("1 to 16"), "{e}");
-    let e = Technology::parse(
-        &ISAAC32_TOML.replace("[adc]", "[adc]\nresolution = 8"),
-        "t.toml",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("t.toml") && e.contains("resolution") && e.contains("line"),
-        "{e}"
-    );
-    let e = Technology::parse(
-        &ISAAC32_TOML.replace("r_off_ohm = 1.7e6", "r_off_ohm = 50e3"),
-        "t.toml",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("cell.r_off_ohm") && e.contains("exceed"), "{e}");
+    for (from, to, needles) in [
+        (
+            "r_on_ohm = 100e3",
+            "r_on_ohm = -100e3",
+            &["t.toml", "cell.r_on_ohm", "positive"][..],
+        ),
+        (
+            "bits = 8\nrate_gsps",
+            "bits = 0\nrate_gsps",
+            &["t.toml", "adc.bits", "1 to 16"],
+        ),
+        (
+            "[adc]",
+            "[adc]\nresolution = 8",
+            &["t.toml", "resolution", "line"],
+        ),
+        (
+            "r_off_ohm = 1.7e6",
+            "r_off_ohm = 50e3",
+            &["cell.r_off_ohm", "exceed"],
+        ),
+    ] {
+        assert!(ISAAC32_TOML.contains(from), "{from}");
+        let e = Technology::parse(&ISAAC32_TOML.replace(from, to), "t.toml")
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(e.contains(n), "{to}: `{n}` missing in {e}");
+        }
+    }
 }
 
 #[test]
