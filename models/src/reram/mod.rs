@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use dse::model::{
     Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value,
 };
+use dse::space::{PointHasher, StableHash};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sim::reram::arch::{kfac_iteration, Accel, Mapping, Workload};
@@ -119,14 +120,10 @@ pub fn gpu_measurements() -> Vec<GpuIter> {
 }
 
 fn tech_version(t: &Technology) -> String {
-    // FNV-1a over the serialized values: any change of the technology changes the version.
-    let text = toml::to_string(t).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{}-{:08x}", t.name, h as u32)
+    // Any change of the technology's values changes the version.
+    let mut h = StableHash::default();
+    h.str(&toml::to_string(t).unwrap_or_default());
+    format!("{}-{}", t.name, &h.hex()[..8])
 }
 
 fn cat(p: &[Value], i: usize) -> &str {
@@ -281,6 +278,7 @@ fn solver_config(p: &[Value], base: usize, tech: &Technology) -> Result<HpConfig
 pub struct ReramInv {
     info: ModelInfo,
     tech: Technology,
+    hasher: PointHasher,
 }
 
 /// Right-hand sides solved per point.
@@ -311,14 +309,17 @@ impl ReramInv {
             MetricSpec::new("area_mm2", "mm2", Direction::Minimize, "INV arrays with op-amps and converters, residual VMM crossbars with peripherals"),
             MetricSpec::new("settle_ns", "ns", Direction::Minimize, "INV settling time to the ADC resolution"),
         ];
+        let info = ModelInfo {
+            name: "reram.inv".into(),
+            version: format!("1+{}", tech_version(&tech)),
+            summary: "ReRAM high-precision solve: 8-bit analog INV + precise VMM (RePAST), achieved bits, latency, energy, area".into(),
+            params,
+            metrics,
+        };
+        let names: Vec<String> = info.params.iter().map(|p| p.name.clone()).collect();
         ReramInv {
-            info: ModelInfo {
-                name: "reram.inv".into(),
-                version: format!("1+{}", tech_version(&tech)),
-                summary: "ReRAM high-precision solve: 8-bit analog INV + precise VMM (RePAST), achieved bits, latency, energy, area".into(),
-                params,
-                metrics,
-            },
+            hasher: PointHasher::new(&info.name, &info.version, &names),
+            info,
             tech,
         }
     }
@@ -340,7 +341,8 @@ impl Model for ReramInv {
         let rhs: Vec<Vec<f64>> = (0..INV_RHS)
             .map(|_| (0..n).map(|_| gauss(&mut prob)).collect())
             .collect();
-        let mut dev = ChaCha8Rng::seed_from_u64(ctx.seed.wrapping_add(0x5eed) ^ point_hash(p));
+        let point = self.hasher.id(p).0 as u64;
+        let mut dev = ChaCha8Rng::seed_from_u64(ctx.seed.wrapping_add(0x5eed) ^ point);
         let lu = a.clone().lu();
         let area = inv_unit_area_mm2(t, &cfg.inv) * (n.div_ceil(cfg.inv.size).pow(2)) as f64
             + cfg.vmm.crossbars_for(n, n) as f64 * vmm_crossbar_area_mm2(t, &cfg.vmm);
@@ -384,17 +386,6 @@ impl Model for ReramInv {
             settle,
         ])
     }
-}
-
-fn point_hash(p: &[Value]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in p {
-        for b in format!("{v:?}").bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// What training with the simulated inverses gave (cached per accuracy-relevant design).
@@ -630,13 +621,15 @@ mod tests {
         assert!(a[idx("bits")] >= 16.0, "{a:?}");
         assert!((1.0..=8.0).contains(&a[idx("rounds")]), "{a:?}");
         assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0), "{a:?}");
-        // More rounds allowed and a higher target: more bits, more latency.
-        let p2 = m
-            .info()
-            .point_with(&["target_bits=24".into(), "iterations=20".into()])
-            .unwrap();
+        // A lower target stops earlier: fewer bits (still at least the target), less latency.
+        // (Above about 19 bits, kappa 30 with the 24-bit residual VMM is at its floor.)
+        let p2 = m.info().point_with(&["target_bits=12".into()]).unwrap();
         let c = m.evaluate(&p2, &ctx()).unwrap();
-        assert!(c[idx("bits")] > a[idx("bits")] && c[idx("latency_ns")] > a[idx("latency_ns")]);
+        assert!(
+            c[idx("bits")] >= 12.0 && c[idx("bits")] < a[idx("bits")],
+            "{a:?} {c:?}"
+        );
+        assert!(c[idx("latency_ns")] < a[idx("latency_ns")], "{a:?} {c:?}");
         let p3 = m.info().point_with(&["kappa=1e5".into()]).unwrap();
         let e = m.evaluate(&p3, &ctx()).unwrap_err().to_string();
         assert!(e.contains("unstable"), "{e}");

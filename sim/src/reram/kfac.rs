@@ -595,24 +595,17 @@ pub fn train(
             )));
         }
         let (_, acc) = evaluate(cfg.net, &layers, test);
-        let has_bits = bits_n > 0;
+        // Inverse statistics only where the epoch computed analog inverses.
+        let stat = |v: f64| if bits_n > 0 { v } else { f64::NAN };
         records.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches as f64,
             test_acc: acc,
-            inv_bits: if has_bits {
-                bits_sum / bits_n as f64
-            } else {
-                f64::NAN
-            },
-            inv_bits_min: if has_bits { bits_min } else { f64::NAN },
+            inv_bits: stat(bits_sum / bits_n.max(1) as f64),
+            inv_bits_min: stat(bits_min),
             inv_failures: failures,
-            inv_rounds: if has_bits {
-                rounds_sum / bits_n as f64
-            } else {
-                f64::NAN
-            },
-            inv_lambda_min: if has_bits { lam_min } else { f64::NAN },
+            inv_rounds: stat(rounds_sum / bits_n.max(1) as f64),
+            inv_lambda_min: stat(lam_min),
         });
     }
     Ok(records)
