@@ -14,7 +14,7 @@ use sim::reram::inv::Scheme;
 use sim::reram::kfac::Net;
 use sim::reram::tech::Technology;
 
-use crate::ring::{command_line, write_new};
+use crate::ring::{command_line, new_dir, write_new};
 
 /// ReRAM commands.
 #[derive(Subcommand)]
@@ -115,16 +115,6 @@ fn net(name: &str) -> Result<Net> {
         "cnn" => Ok(Net::Cnn { channels: 8 }),
         _ => bail!("unknown --net `{name}`; choose mlp or cnn"),
     }
-}
-
-fn new_dir(out: &Path) -> Result<()> {
-    if out.exists() {
-        bail!(
-            "{} exists; results are never overwritten (choose another --out)",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
 }
 
 /// Draws labelled curves (one colour each) into `out/name.{svg,png}`.

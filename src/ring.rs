@@ -85,6 +85,17 @@ pub(crate) fn write_new(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Creates a new output directory; an existing one is refused, so results are never overwritten.
+pub(crate) fn new_dir(out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!(
+            "{} exists; results are never overwritten (choose another --out)",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+}
+
 pub(crate) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
@@ -102,13 +113,7 @@ pub fn run(cmd: RingCmd) -> Result<()> {
                 .context("--set")?;
             let sc = model.scenario(&point)?;
             let res = sc.run(&CalibratedCompute::new(lat, sc.compute_scale))?;
-            if out.exists() {
-                bail!(
-                    "{} exists; results are never overwritten (choose another --out)",
-                    out.display()
-                );
-            }
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            new_dir(&out)?;
             let t = &res.timeline;
             let mut csv = String::from("device,activity,step,start_us,end_us,peer,bytes\n");
             for i in &t.intervals {

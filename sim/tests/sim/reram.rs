@@ -30,6 +30,12 @@ fn ideal_product(xb: &Crossbar, x: &[f64]) -> Vec<f64> {
     (xb.quantized() * xq).iter().copied().collect()
 }
 
+/// Programs `w` with `cfg`, reads `x`, and returns the error against the ideal product.
+fn vmm_error(w: &DMatrix<f64>, x: &[f64], cfg: &VmmConfig, r: &mut ChaCha8Rng) -> f64 {
+    let xb = Crossbar::program(w, cfg, r).unwrap();
+    max_rel_err(&xb.vmm(x, r), &ideal_product(&xb, x))
+}
+
 fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
     a.iter()
@@ -82,15 +88,13 @@ fn noise_below_half_a_level_vanishes_and_more_noise_does_not() {
         device: Device::noisy(0.002, 0.001),
         ..VmmConfig::isaac()
     };
-    let xb = Crossbar::program(&w, &quiet, &mut r).unwrap();
-    let e = max_rel_err(&xb.vmm(&x, &mut r), &ideal_product(&xb, &x));
+    let e = vmm_error(&w, &x, &quiet, &mut r);
     assert!(e < 1e-12, "quiet device: {e:e}");
     let loud = VmmConfig {
         device: Device::noisy(0.05, 0.05),
         ..VmmConfig::isaac()
     };
-    let xb = Crossbar::program(&w, &loud, &mut r).unwrap();
-    let e = max_rel_err(&xb.vmm(&x, &mut r), &ideal_product(&xb, &x));
+    let e = vmm_error(&w, &x, &loud, &mut r);
     assert!(e > 1e-4, "loud device should lose precision: {e:e}");
 }
 
@@ -106,8 +110,7 @@ fn fewer_adc_bits_lose_precision_monotonically() {
             ..VmmConfig::isaac()
         };
         assert_eq!(VmmConfig::isaac().lossless_adc_bits(), 9);
-        let xb = Crossbar::program(&w, &cfg, &mut r).unwrap();
-        let e = max_rel_err(&xb.vmm(&x, &mut r), &ideal_product(&xb, &x));
+        let e = vmm_error(&w, &x, &cfg, &mut r);
         if bits == 9 {
             assert!(e < 1e-12, "lossless: {e:e}");
         } else {
@@ -170,8 +173,7 @@ fn faults_drift_and_ir_drop_corrupt_the_product() {
             device,
             ..VmmConfig::isaac()
         };
-        let xb = Crossbar::program(&w, &cfg, &mut r).unwrap();
-        let e = max_rel_err(&xb.vmm(&x, &mut r), &ideal_product(&xb, &x));
+        let e = vmm_error(&w, &x, &cfg, &mut r);
         assert!(e > 1e-3, "{name}: {e:e}");
     }
 }
