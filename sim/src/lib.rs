@@ -10,10 +10,12 @@
 //! - [`reram`]: ReRAM crossbars (bit-sliced VMM, closed-loop analog inversion, high-precision
 //!   solves), component costs, and K-FAC training with simulated inverses in the loop.
 //!
-//! The PCIe simulator arrives with its issue.
+//! - [`pcie`]: PCIe links at TLP granularity: link-layer overheads, an event-driven DMA and NIC
+//!   simulator with traces, a trace validator and a constrained trace generator.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod modred;
+pub mod pcie;
 pub mod reram;
 pub mod ring;
