@@ -17,6 +17,7 @@ use dse::runner::{self, Progress, RunOptions, Shard};
 
 mod gpu;
 mod modred;
+mod pcie;
 mod reram;
 mod ring;
 mod rtl;
@@ -109,6 +110,12 @@ enum Command {
     Ring {
         #[command(subcommand)]
         cmd: ring::RingCmd,
+    },
+    /// PCIe links and TLP traces: the pcie-bench reference, bandwidth and latency curves,
+    /// simulated scenarios with traces, trace validation, generation and fidelity.
+    Pcie {
+        #[command(subcommand)]
+        cmd: pcie::PcieCmd,
     },
     /// ReRAM second-order training: inversion precision, K-FAC training with simulated
     /// inverses, the accelerator against the GPU and PipeLayer, ISAAC reference, technology files.
@@ -262,6 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reram { cmd } => {
             reram::run(cmd, &tech)?;
         }
+        Command::Pcie { cmd } => return pcie::run(cmd),
         Command::Rtl { cmd } => {
             rtl::run(cmd)?;
         }

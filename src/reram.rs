@@ -118,7 +118,7 @@ fn net(name: &str) -> Result<Net> {
 }
 
 /// Draws labelled curves (one colour each) into `out/name.{svg,png}`.
-fn plot_curves(
+pub(crate) fn plot_curves(
     out: &Path,
     name: &str,
     title: String,

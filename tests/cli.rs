@@ -64,7 +64,7 @@ fn list_shows_models_and_their_parameters() {
     );
     fails_with(
         &run_in(d.path(), &["list", "nope"]),
-        "unknown model 'nope'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3",
+        "unknown model 'nope'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3",
     );
 }
 
@@ -136,6 +136,7 @@ fn validate_accepts_the_shipped_configs() {
         "ring_pcie",
         "reram_inv",
         "reram_kfac",
+        "pcie_dma",
     ] {
         let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
         let (out, err) = text(&o);
@@ -153,7 +154,7 @@ fn bad_input_exits_2_with_a_located_message() {
     let base = "name = \"b\"\nmodel = \"zdt1\"\n[strategy]\nkind = \"random\"\nbudget = 10\n[objectives]\nminimize = [\"f1\", \"f2\"]\n";
     let cases: Vec<(String, &str)> = vec![
         ("name = \"b\"\nmodel = \"zdt1\n".into(), "bad.toml:2:"),
-        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3"),
+        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3"),
         (base.replace("[strategy]", "[parameters]\nx99 = 1.0\n[strategy]"), "unknown parameter 'x99' of model 'zdt1'; valid parameters: x1, x2,"),
         (base.replace("\"f2\"]", "\"f9\"]"), "unknown metric 'f9' of model 'zdt1'; valid metrics: f1, f2"),
         (base.replace("\"random\"", "\"bayes\""), "unknown strategy 'bayes'; valid strategies: grid, random, lhs, sobol, nsga2, nsga3, smsemoa"),
@@ -907,4 +908,141 @@ fn reram_commands_run_and_reject_bad_input() {
     )
     .unwrap();
     fails_with(&run_in(d.path(), &["validate", "bad.toml"]), "level_bits");
+}
+
+#[test]
+fn pcie_traces_simulate_validate_generate_and_reject_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "pcie",
+            "simulate",
+            "--set",
+            "workload=nic",
+            "--set",
+            "ops=400",
+            "--trace",
+            "nic.csv",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("Gb/s payload") && out.contains("latency ns: p50"),
+        "{out}"
+    );
+    // Never overwritten.
+    let again = run_in(
+        d.path(),
+        &[
+            "pcie",
+            "simulate",
+            "--set",
+            "workload=nic",
+            "--trace",
+            "nic.csv",
+        ],
+    );
+    fails_with(&again, "never overwritten");
+    let o = run_in(d.path(), &["pcie", "validate", "nic.csv"]);
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success() && out.contains(" 0 violations"),
+        "{out}{err}"
+    );
+    for flag in [None, Some("--unconstrained")] {
+        let name = if flag.is_some() {
+            "free.csv"
+        } else {
+            "gen.csv"
+        };
+        let mut args = vec![
+            "pcie",
+            "generate",
+            "--reference",
+            "nic.csv",
+            "--rows",
+            "5000",
+            "--out",
+            name,
+        ];
+        args.extend(flag);
+        let o = run_in(d.path(), &args);
+        assert!(o.status.success(), "{:?}", text(&o));
+        let v = run_in(d.path(), &["pcie", "validate", name]);
+        let want = if flag.is_some() { Some(1) } else { Some(0) };
+        assert_eq!(v.status.code(), want, "{name}: {:?}", text(&v));
+    }
+    let o = run_in(
+        d.path(),
+        &[
+            "pcie",
+            "fidelity",
+            "--reference",
+            "nic.csv",
+            "gen.csv",
+            "free.csv",
+        ],
+    );
+    let (out, _) = text(&o);
+    assert!(
+        o.status.success() && out.contains("| gen.csv | 5000 |"),
+        "{out}"
+    );
+    // Malformed traces: the line and what is wrong, exit 2.
+    let good = std::fs::read_to_string(d.path().join("nic.csv")).unwrap();
+    let mut lines: Vec<String> = good.lines().map(String::from).collect();
+    let header = lines.iter().position(|l| l.starts_with("time_ns")).unwrap();
+    let cases = [
+        (
+            header + 3,
+            "5.0,up,MRd,0x10,64".to_string(),
+            format!("bad.csv:{}: 5 columns", header + 4),
+        ),
+        (
+            header + 3,
+            "9e12,up,MRx,0x10,64,0,0,0,0,0,0".to_string(),
+            "type `MRx`; choose one of MRd".to_string(),
+        ),
+        (
+            header + 3,
+            "0.0,up,MRd,0x10,64,0,0,0,0,0,0".to_string(),
+            format!("bad.csv:{}: time_ns 0 is earlier", header + 4),
+        ),
+        (
+            header,
+            "time,dir,type".to_string(),
+            "expected the header".to_string(),
+        ),
+    ];
+    for (i, (at, row, needle)) in cases.into_iter().enumerate() {
+        let keep = lines[at].clone();
+        lines[at] = row;
+        write(d.path(), "bad.csv", &(lines.join("\n") + "\n"));
+        fails_with(&run_in(d.path(), &["pcie", "validate", "bad.csv"]), &needle);
+        lines[at] = keep;
+        let _ = i;
+    }
+    fails_with(
+        &run_in(d.path(), &["pcie", "validate", "missing.csv"]),
+        "opening missing.csv",
+    );
+    fails_with(
+        &run_in(d.path(), &["pcie", "simulate", "--set", "mps=100"]),
+        "mps",
+    );
+    // A violation is reported with its line and rule, exit 1.
+    let data_row = lines.iter().position(|l| l.contains(",CplD,")).unwrap();
+    let mut cols: Vec<String> = lines[data_row].split(',').map(String::from).collect();
+    cols[9] = "9999".into();
+    lines[data_row] = cols.join(",");
+    write(d.path(), "viol.csv", &(lines.join("\n") + "\n"));
+    let o = run_in(d.path(), &["pcie", "validate", "viol.csv"]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("viol.csv:{}: [byte-count]", data_row + 1)),
+        "{out}"
+    );
 }

@@ -11,6 +11,7 @@ use dse::Registry;
 
 pub mod attention;
 pub mod modred;
+pub mod pcie;
 pub mod reram;
 pub mod ring;
 
@@ -26,6 +27,7 @@ pub fn registry_with(tech: &sim::reram::tech::Technology) -> Registry {
         .into_iter()
         .chain(attention::all())
         .chain(ring::all())
+        .chain(pcie::all())
         .chain(reram::all_with(tech))
     {
         r.register(m);
@@ -50,6 +52,7 @@ mod tests {
             "attention.masked",
             "kvcache.pq",
             "ring.attention",
+            "pcie.dma",
             "reram.inv",
             "reram.kfac",
         ] {

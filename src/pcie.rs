@@ -1,0 +1,382 @@
+//! `archsweep pcie ...`: the pcie-bench reference, bandwidth and latency curves, one simulated
+//! scenario with its TLP trace, trace validation, trace generation and fidelity.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use dse::model::Model;
+use models::pcie::{buffer_bytes, curves, curves_csv, curves_markdown, PcieDma};
+use sim::pcie::engine::{simulate, trace_meta, TraceSink};
+use sim::pcie::generate::{fidelity, generate, TraceModel};
+use sim::pcie::link::{bench, Gen, LinkConfig};
+use sim::pcie::tlp::Tlp;
+use sim::pcie::trace::{read_all, TraceReader, TraceWriter};
+use sim::pcie::validate::{Rule, Validator};
+
+use crate::reram::plot_curves;
+use crate::ring::{command_line, new_dir, write_new};
+
+/// PCIe commands.
+#[derive(Subcommand)]
+pub enum PcieCmd {
+    /// The pcie-bench model's reference numbers (Gen3 x8, MPS 256, MRRS 512, 64-bit
+    /// addresses) and the Ack/UpdateFC latency limits, next to the simulator's.
+    Bench,
+    /// Bandwidth (reads, writes) and latency against transfer size, 64 B to 4 KB: CSV,
+    /// markdown and plots (SVG, PNG) into a new directory.
+    Curves {
+        /// Generation 1-6.
+        #[arg(long, default_value_t = 3)]
+        gen: u32,
+        /// Lanes.
+        #[arg(long, default_value_t = 8)]
+        lanes: u32,
+        /// Maximum payload size.
+        #[arg(long, default_value_t = 256)]
+        mps: u32,
+        /// Maximum read request size.
+        #[arg(long, default_value_t = 512)]
+        mrrs: u32,
+        /// Output directory (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Simulate one scenario of the pcie.dma model (its defaults with --set overrides); print
+    /// its statistics and optionally write its TLP trace.
+    Simulate {
+        /// Parameter overrides, e.g. --set workload=nic --set generation=4.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Trace file to write (CSV; never overwritten).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Check a TLP trace against every rule; exit 0 when valid, 1 with violations, 2 when the
+    /// trace is malformed.
+    Validate {
+        /// The trace (CSV, see `archsweep pcie validate --help` and the README).
+        trace: PathBuf,
+        /// Violations to print.
+        #[arg(long, default_value_t = 20)]
+        max: usize,
+    },
+    /// Learn a sequence model from a reference trace and write a generated trace of any length
+    /// (streamed, constant memory); constrained so that it validates unless --unconstrained.
+    Generate {
+        /// The reference trace.
+        #[arg(long)]
+        reference: PathBuf,
+        /// Rows to generate.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Sample without the constraint layer.
+        #[arg(long)]
+        unconstrained: bool,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output trace (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Fidelity of generated traces against their reference (KS and Wasserstein per field,
+    /// n-gram distances, Frechet distance over windows, violation rate).
+    Fidelity {
+        /// The reference trace.
+        #[arg(long)]
+        reference: PathBuf,
+        /// Generated traces.
+        #[arg(required = true)]
+        generated: Vec<PathBuf>,
+        /// Markdown table to write (never overwritten).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    Ok(BufReader::with_capacity(
+        1 << 20,
+        File::open(path).with_context(|| format!("opening {}", path.display()))?,
+    ))
+}
+
+fn create_new(path: &Path) -> Result<BufWriter<File>> {
+    let f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "creating {} (results are never overwritten: choose another path)",
+                path.display()
+            )
+        })?;
+    Ok(BufWriter::with_capacity(1 << 20, f))
+}
+
+/// Counts rows passing through, for the generator's progress.
+struct Tee<'a, S: TraceSink>(&'a mut S, u64);
+
+impl<S: TraceSink> TraceSink for Tee<'_, S> {
+    fn row(&mut self, t: &Tlp) {
+        self.1 += 1;
+        self.0.row(t);
+    }
+}
+
+/// Runs a pcie command.
+pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
+    match cmd {
+        PcieCmd::Bench => {
+            let c = LinkConfig::gen3x8();
+            println!("pcie-bench model, Gen3 x8, MPS 256, MRRS 512, 64-bit addresses:");
+            println!(
+                "  raw {:.2} Gb/s, TLP level {:.2} Gb/s",
+                c.raw_gbps(),
+                bench::tlp_gbps(&c)
+            );
+            println!(
+                "  2048 B DMA writes {:.2} Gb/s, reads {:.2} Gb/s",
+                bench::write_gbps(&c, 2048),
+                bench::read_gbps(&c, 2048)
+            );
+            print!("  Ack/UpdateFC limits (symbol times):");
+            for mps in [128, 256, 512, 1024, 2048, 4096] {
+                print!(
+                    " MPS {mps}: {}",
+                    LinkConfig { mps, ..c }.ack_limit_symbols()
+                );
+            }
+            println!();
+            println!("Ack/UpdateFC limit, symbol times, MPS 256, by generation and width:");
+            for gen in Gen::ALL {
+                let row: Vec<String> = [1, 2, 4, 8, 16]
+                    .iter()
+                    .map(|&lanes| {
+                        format!(
+                            "x{lanes} {}",
+                            LinkConfig { gen, lanes, ..c }.ack_limit_symbols()
+                        )
+                    })
+                    .collect();
+                println!("  Gen{}: {}", gen.number(), row.join(", "));
+            }
+        }
+        PcieCmd::Curves {
+            gen,
+            lanes,
+            mps,
+            mrrs,
+            out,
+        } => {
+            let link = LinkConfig {
+                gen: Gen::from_number(gen)?,
+                lanes,
+                mps,
+                mrrs,
+                ..LinkConfig::gen3x8()
+            };
+            link.check()?;
+            new_dir(&out)?;
+            let pts = curves(link, 8)?;
+            write_new(&out.join("curves.csv"), &curves_csv(&pts))?;
+            let md = format!(
+                "{}\nProduced by `{}`.\n",
+                curves_markdown(&link, &pts),
+                command_line()
+            );
+            write_new(&out.join("curves.md"), &md)?;
+            let series = |f: &dyn Fn(&models::pcie::CurvePoint) -> f64| -> Vec<(f64, f64)> {
+                pts.iter().map(|p| (p.size as f64, f(p))).collect()
+            };
+            plot_curves(
+                &out,
+                "bandwidth",
+                format!("PCIe Gen{gen} x{lanes} DMA bandwidth (MPS {mps}, MRRS {mrrs})"),
+                ("transfer size (B)", "payload Gb/s"),
+                &[
+                    ("write, pcie-bench model".into(), series(&|p| p.bench_write)),
+                    ("write, simulator".into(), series(&|p| p.sim_write)),
+                    ("read, pcie-bench model".into(), series(&|p| p.bench_read)),
+                    ("read, simulator".into(), series(&|p| p.sim_read)),
+                ],
+            )?;
+            plot_curves(
+                &out,
+                "latency",
+                format!("PCIe Gen{gen} x{lanes} DMA latency, one transfer at a time"),
+                ("transfer size (B)", "ns"),
+                &[
+                    ("read p50".into(), series(&|p| p.read_lat_ns)),
+                    ("read p99".into(), series(&|p| p.read_lat_p99_ns)),
+                    ("write to commit p50".into(), series(&|p| p.write_lat_ns)),
+                ],
+            )?;
+            print!("{}", curves_markdown(&link, &pts));
+            println!("written to {}", out.display());
+        }
+        PcieCmd::Simulate { set, seed, trace } => {
+            let model = PcieDma::new();
+            let point = model.info().point_with(&set).map_err(anyhow::Error::msg)?;
+            let (cfg, work) = model.scenario(&point, seed)?;
+            let t0 = Instant::now();
+            let s = match &trace {
+                Some(path) => {
+                    let mut w = TraceWriter::new(create_new(path)?, &trace_meta(&cfg, &work))?;
+                    let s = simulate(&cfg, &work, Some(&mut w))?;
+                    let rows = w.finish()?;
+                    println!("trace: {rows} rows in {}", path.display());
+                    s
+                }
+                None => simulate(&cfg, &work, None)?,
+            };
+            let secs = t0.elapsed().as_secs_f64();
+            println!(
+                "{} ops in {:.1} us: {:.2} Gb/s payload ({:.1}% of raw {:.2} Gb/s)",
+                s.ops,
+                s.elapsed_ns / 1e3,
+                s.gbps(),
+                100.0 * s.gbps() / cfg.link.raw_gbps(),
+                cfg.link.raw_gbps()
+            );
+            println!(
+                "latency ns: p50 {:.0}, p90 {:.0}, p99 {:.0}, max {:.0}",
+                s.latency.quantile(0.5),
+                s.latency.quantile(0.9),
+                s.latency.quantile(0.99),
+                s.latency.max()
+            );
+            println!(
+                "device link: up {} TLPs, {} DLLPs, {} replays; down {} TLPs, {} DLLPs; stalls: credits {:.1} us, tags {:.1} us; IOTLB misses {}",
+                s.up.tlps, s.up.dllps, s.up.replays, s.down.tlps, s.down.dllps, s.credit_stall_ns / 1e3, s.tag_stall_ns / 1e3, s.iotlb_misses
+            );
+            println!(
+                "buffers {:.1} KiB ({:.4} mm2); {} TLPs simulated in {:.3} s ({:.1} M TLP/s)",
+                buffer_bytes(&cfg) as f64 / 1024.0,
+                buffer_bytes(&cfg) as f64 * 8.0 * models::pcie::SRAM_UM2_PER_BIT * 1e-6,
+                s.tlps,
+                secs,
+                s.tlps as f64 / secs / 1e6
+            );
+        }
+        PcieCmd::Validate { trace, max } => {
+            let t0 = Instant::now();
+            let mut r = TraceReader::new(open(&trace)?, &trace.display().to_string())?;
+            let mut v = Validator::new(&r.meta, max);
+            while let Some((line, t)) = r.next_row()? {
+                v.check(line, &t);
+            }
+            let report = v.finish();
+            for x in &report.violations {
+                println!(
+                    "{}:{}: [{}] {}",
+                    trace.display(),
+                    x.line,
+                    x.rule.name(),
+                    x.message
+                );
+            }
+            for s in &report.skipped {
+                println!("not checked: {s}");
+            }
+            let counts: Vec<String> = Rule::ALL
+                .iter()
+                .map(|r| format!("{} {}", r.name(), report.count(*r)))
+                .collect();
+            println!(
+                "{} rows in {:.2} s: {} violations ({})",
+                report.rows,
+                t0.elapsed().as_secs_f64(),
+                report.total(),
+                counts.join(", ")
+            );
+            if report.total() > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        PcieCmd::Generate {
+            reference,
+            rows,
+            unconstrained,
+            seed,
+            out,
+        } => {
+            let (meta, refrows) = read_all(open(&reference)?, &reference.display().to_string())?;
+            let refrows: Vec<Tlp> = refrows.into_iter().map(|r| r.1).collect();
+            let model = TraceModel::learn(&meta, &refrows, seed)?;
+            let mut w = TraceWriter::new(create_new(&out)?, &meta)?;
+            let mut tee = Tee(&mut w, 0);
+            generate(&model, rows, !unconstrained, seed, &mut tee);
+            let n = w.finish()?;
+            println!(
+                "{n} rows ({}) learned from {} reference rows written to {}",
+                if unconstrained {
+                    "unconstrained"
+                } else {
+                    "constrained"
+                },
+                model.rows(),
+                out.display()
+            );
+        }
+        PcieCmd::Fidelity {
+            reference,
+            generated,
+            out,
+        } => {
+            let (meta, refrows) = read_all(open(&reference)?, &reference.display().to_string())?;
+            let refrows: Vec<Tlp> = refrows.into_iter().map(|r| r.1).collect();
+            let mut md = format!(
+                "Fidelity against `{}` ({} rows). KS: Kolmogorov-Smirnov statistic; W1: Wasserstein-1; TV: total variation between token n-gram distributions; Frechet: distance between Gaussians fitted to {}-row window features (FID-like); violations per 1000 rows from `archsweep pcie validate`'s rules.\n\n\
+                 | trace | rows | KS length | KS gap | KS stride | W1 length B | W1 gap ns | TV bigram | TV trigram | Frechet | violations /1000 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                reference.display(),
+                refrows.len(),
+                sim::pcie::generate::WINDOW
+            );
+            for g in &generated {
+                let (gmeta, grows) = read_all(open(g)?, &g.display().to_string())?;
+                if gmeta.nic != meta.nic {
+                    bail!(
+                        "{} describes another device than the reference",
+                        g.display()
+                    );
+                }
+                let mut v = Validator::new(&meta, 0);
+                for (line, t) in &grows {
+                    v.check(*line, t);
+                }
+                let viol = v.finish().total();
+                let grows: Vec<Tlp> = grows.into_iter().map(|r| r.1).collect();
+                let f = fidelity(&meta, &refrows, &grows);
+                md += &format!(
+                    "| {} | {} | {:.4} | {:.4} | {:.4} | {:.2} | {:.2} | {:.4} | {:.4} | {:.4} | {:.2} |\n",
+                    g.display(),
+                    grows.len(),
+                    f.ks_length,
+                    f.ks_gap,
+                    f.ks_stride,
+                    f.w1_length,
+                    f.w1_gap,
+                    f.tv_bigram,
+                    f.tv_trigram,
+                    f.frechet,
+                    1000.0 * viol as f64 / grows.len().max(1) as f64
+                );
+            }
+            print!("{md}");
+            if let Some(out) = out {
+                write_new(&out, &format!("{md}\nProduced by `{}`.\n", command_line()))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
