@@ -24,14 +24,7 @@ impl PcieDma {
     /// The model.
     pub fn new() -> Self {
         let params = vec![
-            ParamSpec::int(
-                "generation",
-                1,
-                6,
-                3,
-                "",
-                "PCIe generation (6: 64 GT/s FLIT mode)",
-            ),
+            ParamSpec::int("gen", 1, 6, 3, "", "PCIe generation (6: 64 GT/s FLIT mode)"),
             ParamSpec::categorical("lanes", &["1", "2", "4", "8", "16"], "8", "link width"),
             ParamSpec::categorical("mps", &SIZES, "256", "maximum payload size, bytes"),
             ParamSpec::categorical("mrrs", &SIZES, "512", "maximum read request size, bytes"),
@@ -296,6 +289,7 @@ pub fn curves(link: LinkConfig, mib: u64) -> Result<Vec<CurvePoint>, sim::pcie::
     ideal.host.ph = 0;
     ideal.host.nph = 0;
     ideal.host.mem_gbs = 1000.0;
+    ideal.host.rmw_ns = 0.0;
     ideal.replay_bytes = 1 << 20;
     let bw = |cfg: &SimConfig, op, size: u32| -> Result<f64, sim::pcie::PcieError> {
         let ops = (mib << 20) / size as u64;

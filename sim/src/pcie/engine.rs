@@ -744,6 +744,8 @@ struct Device {
     fc: [FcWindow; 2],
     issue_pending: bool,
     credit_blocked: bool,
+    releases: VecDeque<(f64, u16, bool)>,
+    release_blocked: bool,
     credit_since: Option<f64>,
     wait_tag: Option<f64>,
     ops_started: u64,
@@ -840,6 +842,8 @@ impl<'a> Simulator<'a> {
                     }),
                     issue_pending: false,
                     credit_blocked: false,
+                    releases: VecDeque::new(),
+                    release_blocked: false,
                     credit_since: None,
                     wait_tag: None,
                     ops_started: 0,
@@ -1087,20 +1091,19 @@ impl<'a> Simulator<'a> {
         if dev.ops_started >= ops || dev.outstanding >= outstanding {
             return false;
         }
-        let slots = window / size as u64;
-        let align = (size as u64).next_power_of_two().max(64);
+        // Transfers sit at multiples of their size rounded up to a power of two (64 B to 4 KB)
+        // within the window, shifted by `offset`.
+        let align = (size as u64).next_power_of_two().clamp(64, 4096);
+        let stride = (size as u64).div_ceil(align) * align;
+        let slots = ((window - offset) / stride).max(1);
         let slot = if random {
-            self.rng.random_range(0..slots.max(1))
+            self.rng.random_range(0..slots)
         } else {
-            let s = dev.seq_addr % slots.max(1);
+            let s = dev.seq_addr % slots;
             dev.seq_addr += 1;
             s
         };
-        let stride = ((size as u64).div_ceil(align) * align).min(window - offset);
-        let addr = DMA_BUF
-            + (d as u64) * (1 << 32)
-            + (slot * stride) % (window - size as u64 - offset + 1)
-            + offset;
+        let addr = DMA_BUF + (d as u64) * (1 << 32) + slot * stride + offset;
         let write = match op {
             DmaOp::Read => false,
             DmaOp::Write => true,
@@ -1131,11 +1134,38 @@ impl<'a> Simulator<'a> {
         true
     }
 
+    /// Tags and transfer slots of finished DMA reads come back at their completions' arrival.
+    fn take_releases(&mut self, now: f64, d: u32) {
+        let dev = &mut self.devs[d as usize];
+        while let Some(&(t, tag, op_done)) = dev.releases.front() {
+            if t > now {
+                break;
+            }
+            dev.releases.pop_front();
+            dev.tags.push_back(tag);
+            dev.outstanding -= op_done as u32;
+        }
+    }
+
+    /// Device `d` cannot go on before a DMA read finishes: wake it then.
+    fn await_release(&mut self, d: u32) {
+        let dev = &mut self.devs[d as usize];
+        match dev.releases.front() {
+            Some(&(t, _, _)) => self.wake(d, t),
+            None => dev.release_blocked = true,
+        }
+    }
+
     fn issue(&mut self, now: f64, d: u32) {
         self.devs[d as usize].issue_pending = false;
+        self.take_releases(now, d);
         if self.devs[d as usize].cur.is_none() {
-            if self.devs[d as usize].queue.is_empty() {
-                self.next_dma(now, d);
+            if self.devs[d as usize].queue.is_empty() && !self.next_dma(now, d) {
+                if let Workload::Dma { ops, .. } = self.work {
+                    if self.devs[d as usize].ops_started < ops {
+                        self.await_release(d);
+                    }
+                }
             }
             let dev = &mut self.devs[d as usize];
             let Some(a) = dev.queue.pop_front() else {
@@ -1167,6 +1197,7 @@ impl<'a> Simulator<'a> {
                 Some(&t) => t,
                 None => {
                     dev.wait_tag.get_or_insert(now);
+                    self.await_release(d);
                     return;
                 }
             }
@@ -1403,7 +1434,7 @@ impl<'a> Simulator<'a> {
             }
         }
         if self.sw.is_none() {
-            self.at(last_arrival, Ev::DevCpl(f));
+            self.read_done(now, f, last_arrival);
         }
     }
 
@@ -1425,7 +1456,7 @@ impl<'a> Simulator<'a> {
         self.emit(row);
         self.free_flights.push(g);
         match fl.tlp.kind {
-            Kind::CplD if fl.last => self.at(arrival, Ev::DevCpl(fl.pending)),
+            Kind::CplD if fl.last => self.read_done(now, fl.pending, arrival),
             Kind::MWr => {
                 let dn = self.cfg.device_ns;
                 let p = fl.pending;
@@ -1435,7 +1466,36 @@ impl<'a> Simulator<'a> {
         }
     }
 
-    /// All completions of read flight `f` have reached the device at `now`.
+    /// All completions of read flight `f` reach the device at `arrival`. DMA reads are
+    /// accounted for at once and release their tag and transfer slot at `arrival`; NIC reads
+    /// drive the next step then.
+    fn read_done(&mut self, now: f64, f: u32, arrival: f64) {
+        let fl = self.flights[f as usize];
+        let Purpose::Dma(op) = fl.purpose else {
+            self.at(arrival, Ev::DevCpl(f));
+            return;
+        };
+        self.free_flights.push(f);
+        let d = fl.dev;
+        let dev = &mut self.devs[d as usize];
+        self.stats.payload_bytes += fl.tlp.length as u64;
+        self.last = self.last.max(arrival);
+        let o = &mut dev.ops[op as usize];
+        o.left -= 1;
+        let op_done = o.left == 0;
+        if op_done {
+            self.stats.latency.add(arrival - o.start);
+            dev.free_ops.push(op);
+            self.done += 1;
+        }
+        dev.releases.push_back((arrival, fl.tlp.tag, op_done));
+        if dev.release_blocked {
+            dev.release_blocked = false;
+            self.wake(d, arrival.max(now));
+        }
+    }
+
+    /// All completions of (NIC) read flight `f` have reached the device at `now`.
     fn dev_cpl(&mut self, now: f64, f: u32) {
         let fl = self.flights[f as usize];
         self.free_flights.push(f);
@@ -1446,18 +1506,6 @@ impl<'a> Simulator<'a> {
         self.last = self.last.max(now);
         let dn = self.cfg.device_ns;
         match fl.purpose {
-            Purpose::Dma(op) => {
-                self.stats.payload_bytes += fl.tlp.length as u64;
-                let o = &mut dev.ops[op as usize];
-                o.left -= 1;
-                if o.left == 0 {
-                    self.stats.latency.add(now - o.start);
-                    dev.free_ops.push(op);
-                    dev.outstanding -= 1;
-                    self.done += 1;
-                }
-                self.wake(d, now);
-            }
             Purpose::NicDesc(p) => {
                 let size = dev.pkts[(p % ring) as usize].size;
                 let addr = self.nic.buf(d, p % ring);

@@ -136,6 +136,7 @@ pub struct TraceModel {
     tokens: Vec<TokenModel>,
     gaps: HashMap<(usize, usize), Reservoir<f64>>,
     gaps_any: Reservoir<f64>,
+    packet_bytes: Reservoir<u32>,
     rows: u64,
 }
 
@@ -157,12 +158,28 @@ impl TraceModel {
             tokens: vec![TokenModel::default(); TOKENS],
             gaps: HashMap::new(),
             gaps_any: Reservoir::default(),
+            packet_bytes: Reservoir::default(),
             rows: rows.len() as u64,
         };
+        // NIC traces: bytes each packet reads between its descriptor and its write-back.
+        let mut per_slot: HashMap<u32, u64> = HashMap::new();
         let mut last_addr: Vec<Option<u64>> = vec![None; TOKENS];
         let (mut p2, mut p1): (Option<usize>, Option<usize>) = (None, None);
         let mut last_t = rows[0].time_ns;
         for t in rows {
+            if let Some(n) = meta.nic {
+                match n.classify(t.dir, t.address) {
+                    Some((NicPlace::Buf(s), 0)) if t.kind == Kind::MRd => {
+                        *per_slot.entry(s).or_default() += t.length as u64
+                    }
+                    Some((NicPlace::Cq(s), 0)) if t.kind == Kind::MWr => {
+                        if let Some(b) = per_slot.remove(&s) {
+                            m.packet_bytes.add(b.min(u32::MAX as u64) as u32, &mut rng);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             let tok = token(meta, t);
             m.order0[tok] += 1;
             if let Some(a) = p1 {
@@ -219,6 +236,7 @@ struct SlotState {
     data_asked: bool,
     data_left: u64,
     offset: u64,
+    size: u64,
     written_back: bool,
 }
 
@@ -398,7 +416,7 @@ impl<'m> Generator<'m> {
             .find(|&s| {
                 self.slots[s].desc_done
                     && !self.slots[s].written_back
-                    && self.slots[s].offset < 16384
+                    && self.slots[s].offset < self.slots[s].size
             })
     }
 
@@ -409,7 +427,11 @@ impl<'m> Generator<'m> {
             .next()
             .filter(|&s| {
                 let x = self.slots[s];
-                x.desc_done && x.data_asked && x.data_left == 0 && !x.written_back
+                x.desc_done
+                    && x.data_asked
+                    && x.data_left == 0
+                    && x.offset >= x.size
+                    && !x.written_back
             })
     }
 
@@ -501,9 +523,8 @@ impl<'m> Generator<'m> {
                 let slot = self.data_slot().unwrap_or(0);
                 let s = &mut self.slots[slot];
                 t.address = n.buf(0, slot as u32) + s.offset;
-                t.length = t
-                    .length
-                    .min(16384u64.saturating_sub(s.offset).max(1) as u32);
+                // The device reads the packet in MRRS-sized requests.
+                t.length = (s.size - s.offset).min(meta.mrrs as u64).max(1) as u32;
                 nic_read = Some((false, slot));
             }
             (Some(n), x) if x == Region::CqRing as usize && self.write_back_slot().is_some() => {
@@ -588,7 +609,6 @@ impl<'m> Generator<'m> {
     /// The next completion of the oldest outstanding read.
     fn complete(&mut self, mut t: Tlp) -> Tlp {
         let meta = self.m.meta;
-        let want = t.length.max(1);
         let Some(o) = self.outstanding.front_mut() else {
             // Nothing to answer (the fallback never asks for this): an empty UpdateFC.
             return Tlp {
@@ -598,17 +618,10 @@ impl<'m> Generator<'m> {
                 ..t
             };
         };
-        // The completer's split, capped by the sampled size at an RCB boundary.
-        let (addr, mut n, _) = split_completions(o.next, o.left, meta.rcb, meta.mps)
+        // The completer's split: read completion boundaries, at most MPS.
+        let (addr, n, _) = split_completions(o.next, o.left, meta.rcb, meta.mps)
             .next()
             .unwrap_or((o.next, o.left, o.left));
-        if want < n {
-            let end = o.next + want as u64;
-            let cut = end - end % meta.rcb as u64;
-            if cut > o.next {
-                n = (cut - o.next) as u32;
-            }
-        }
         t.kind = Kind::CplD;
         t.dir = o.dir.reverse();
         t.address = addr;
@@ -626,6 +639,11 @@ impl<'m> Generator<'m> {
             let s = &mut self.slots[slot];
             if desc {
                 s.desc_done |= done;
+                if done {
+                    // The descriptor tells the packet's size.
+                    let size = self.m.packet_bytes.sample(&mut self.rng).unwrap_or(64);
+                    self.slots[slot].size = size.max(1) as u64;
+                }
             } else {
                 s.data_left -= n as u64;
             }

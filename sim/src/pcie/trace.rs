@@ -424,8 +424,8 @@ impl<R: BufRead> TraceReader<R> {
                 ))
             })?;
         let num = |i: usize, max: u64| -> Result<u64, PcieError> {
-            let name = HEADER.split(',').nth(i).unwrap_or("?");
             parse_u64(f[i]).filter(|v| *v <= max).ok_or_else(|| {
+                let name = HEADER.split(',').nth(i).unwrap_or("?");
                 self.err(&format!(
                     "{name} `{}` is not a number in 0..={max}",
                     text(f[i])
