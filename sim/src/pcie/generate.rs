@@ -747,15 +747,22 @@ fn features(meta: &TraceMeta, rows: &[Tlp]) -> Features {
     f
 }
 
-/// Kolmogorov-Smirnov statistic of two samples.
-pub fn ks(a: &[f64], b: &[f64]) -> f64 {
+/// Sorted copies of two samples, or None when either is empty.
+fn sorted(a: &[f64], b: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
     if a.is_empty() || b.is_empty() {
-        return f64::NAN;
+        return None;
     }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
+    Some((a, b))
+}
+
+/// Kolmogorov-Smirnov statistic of two samples.
+pub fn ks(a: &[f64], b: &[f64]) -> f64 {
+    let Some((a, b)) = sorted(a, b) else {
+        return f64::NAN;
+    };
     let (mut i, mut j, mut d) = (0, 0, 0.0f64);
     while i < a.len() && j < b.len() {
         let x = a[i].min(b[j]);
@@ -772,13 +779,9 @@ pub fn ks(a: &[f64], b: &[f64]) -> f64 {
 
 /// Wasserstein-1 distance of two samples (area between the empirical CDFs).
 pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
-    if a.is_empty() || b.is_empty() {
+    let Some((a, b)) = sorted(a, b) else {
         return f64::NAN;
-    }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
+    };
     let mut all: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
     all.sort_by(f64::total_cmp);
     let (mut i, mut j, mut w) = (0, 0, 0.0);
