@@ -672,8 +672,9 @@ struct Flight {
     purpose: Purpose,
     /// Last TLP of its action.
     last: bool,
-    /// Completion bytes still to arrive (MRd).
-    pending: u32,
+    /// A completion crossing the switch: its read's flight; a doorbell crossing it: the
+    /// packet it announces; otherwise unused.
+    link: u32,
 }
 
 struct Op {
@@ -1264,7 +1265,7 @@ impl<'a> Simulator<'a> {
             tlp,
             purpose: a.purpose,
             last,
-            pending: if a.write { 0 } else { n },
+            link: 0,
         });
         if a.write && last {
             // A posted write is done, for the device, once it has sent it.
@@ -1420,7 +1421,7 @@ impl<'a> Simulator<'a> {
                     tlp: row,
                     purpose: fl.purpose,
                     last: bc == n,
-                    pending: f,
+                    link: f,
                 });
                 self.at(arrival + sw_ns, Ev::SwDown(g));
             } else {
@@ -1456,10 +1457,10 @@ impl<'a> Simulator<'a> {
         self.emit(row);
         self.free_flights.push(g);
         match fl.tlp.kind {
-            Kind::CplD if fl.last => self.read_done(now, fl.pending, arrival),
+            Kind::CplD if fl.last => self.read_done(now, fl.link, arrival),
             Kind::MWr => {
                 let dn = self.cfg.device_ns;
-                let p = fl.pending;
+                let p = fl.link;
                 self.at(arrival + dn, Ev::Doorbell(fl.dev, p));
             }
             _ => {}
@@ -1609,7 +1610,7 @@ impl<'a> Simulator<'a> {
                 tlp: db,
                 purpose: Purpose::NicDesc(p),
                 last: true,
-                pending: p,
+                link: p,
             });
             self.at(arrival + sw_ns, Ev::SwDown(g));
         } else {

@@ -118,6 +118,8 @@ struct TokenModel {
     attr: HashMap<u8, u64>,
     tc: HashMap<u8, u64>,
     tags: Reservoir<u16>,
+    /// The most frequent requester, attributes and traffic class (set after learning).
+    top: (u16, u8, u8),
 }
 
 fn mode<K: Copy + Ord + Default>(m: &HashMap<K, u64>) -> K {
@@ -208,6 +210,9 @@ impl TraceModel {
             *tm.tc.entry(t.tc).or_default() += 1;
             p2 = p1;
             p1 = Some(tok);
+        }
+        for tm in &mut m.tokens {
+            tm.top = (mode(&tm.requester), mode(&tm.attr), mode(&tm.tc));
         }
         Ok(m)
     }
@@ -359,7 +364,7 @@ impl<'m> Generator<'m> {
     }
 
     fn requester(&self, tok: usize) -> u16 {
-        mode(&self.m.tokens[tok].requester)
+        self.m.tokens[tok].top.0
     }
 
     /// Whether the constraint layer allows token `tok` now.
@@ -448,9 +453,9 @@ impl<'m> Generator<'m> {
     fn build(&mut self, tok: usize) -> Tlp {
         let (dir, kind, r) = untoken(tok);
         let tm = &self.m.tokens[tok];
-        let mut t = Tlp::request(0.0, dir, kind, 0, 0, mode(&tm.requester), 0);
-        t.attr = mode(&tm.attr);
-        t.tc = mode(&tm.tc);
+        let mut t = Tlp::request(0.0, dir, kind, 0, 0, tm.top.0, 0);
+        t.attr = tm.top.1;
+        t.tc = tm.top.2;
         t.length = tm.lengths.sample(&mut self.rng).unwrap_or(0);
         let count = tm.counts.sample(&mut self.rng).unwrap_or(0);
         let tag = tm.tags.sample(&mut self.rng).unwrap_or(0);
