@@ -21,6 +21,7 @@ mod pcie;
 mod reram;
 mod ring;
 mod rtl;
+mod trace_parquet;
 
 /// The quickstart config, embedded so that `archsweep sweep` works with no file at hand.
 const QUICKSTART: &str = include_str!("../configs/quickstart.toml");

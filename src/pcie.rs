@@ -15,11 +15,12 @@ use sim::pcie::engine::{simulate, trace_meta, TraceSink};
 use sim::pcie::generate::{fidelity, generate, TraceModel};
 use sim::pcie::link::{bench, Gen, LinkConfig};
 use sim::pcie::tlp::Tlp;
-use sim::pcie::trace::{read_all, TraceReader, TraceWriter};
+use sim::pcie::trace::{read_all, TraceMeta, TraceReader, TraceWriter};
 use sim::pcie::validate::{Rule, Validator};
 
 use crate::reram::plot_curves;
 use crate::ring::{command_line, new_dir, write_new};
+use crate::trace_parquet::{is_parquet, read_parquet, ParquetTraceWriter};
 
 /// PCIe commands.
 #[derive(Subcommand)]
@@ -55,14 +56,15 @@ pub enum PcieCmd {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Trace file to write (CSV; never overwritten).
+        /// Trace file to write (CSV, or Parquet when it ends in .parquet; never overwritten).
         #[arg(long)]
         trace: Option<PathBuf>,
     },
     /// Check a TLP trace against every rule; exit 0 when valid, 1 with violations, 2 when the
     /// trace is malformed.
     Validate {
-        /// The trace (CSV, see `archsweep pcie validate --help` and the README).
+        /// The trace (CSV, or Parquet when it ends in .parquet or .pq; the README gives the
+        /// schema).
         trace: PathBuf,
         /// Violations to print.
         #[arg(long, default_value_t = 20)]
@@ -83,9 +85,17 @@ pub enum PcieCmd {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output trace (never overwritten).
+        /// Output trace (CSV, or Parquet when it ends in .parquet; never overwritten).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Convert a trace between CSV and Parquet (by the file names' extensions), checking every
+    /// row on the way.
+    Convert {
+        /// The trace to read.
+        input: PathBuf,
+        /// The trace to write (never overwritten).
+        output: PathBuf,
     },
     /// Fidelity of generated traces against their reference (KS and Wasserstein per field,
     /// n-gram distances, Frechet distance over windows, violation rate).
@@ -121,6 +131,53 @@ fn create_new(path: &Path) -> Result<BufWriter<File>> {
             )
         })?;
     Ok(BufWriter::with_capacity(1 << 20, f))
+}
+
+/// Reads a whole trace, CSV or Parquet; rows come with their line (CSV) or row (Parquet)
+/// number.
+fn read_trace(path: &Path) -> Result<(TraceMeta, Vec<(usize, Tlp)>)> {
+    if is_parquet(path) {
+        let trace = read_parquet(path)?;
+        let mut rows = Vec::new();
+        trace.rows(|r, t| rows.push((r, t)))?;
+        Ok((trace.meta, rows))
+    } else {
+        Ok(read_all(open(path)?, &path.display().to_string())?)
+    }
+}
+
+/// A trace being written, CSV or Parquet by the path's extension.
+enum TraceOut {
+    Csv(TraceWriter<BufWriter<File>>),
+    Parquet(Box<ParquetTraceWriter>),
+}
+
+impl TraceOut {
+    fn create(path: &Path, meta: &TraceMeta) -> Result<TraceOut> {
+        let f = create_new(path)?;
+        Ok(if is_parquet(path) {
+            TraceOut::Parquet(Box::new(ParquetTraceWriter::new(f, meta)?))
+        } else {
+            TraceOut::Csv(TraceWriter::new(f, meta)?)
+        })
+    }
+
+    /// The rows written.
+    fn finish(self) -> Result<u64> {
+        match self {
+            TraceOut::Csv(w) => Ok(w.finish()?),
+            TraceOut::Parquet(w) => w.finish(),
+        }
+    }
+}
+
+impl TraceSink for TraceOut {
+    fn row(&mut self, t: &Tlp) {
+        match self {
+            TraceOut::Csv(w) => w.row(t),
+            TraceOut::Parquet(w) => w.row(t),
+        }
+    }
 }
 
 /// Counts rows passing through, for the generator's progress.
@@ -231,7 +288,7 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
             let t0 = Instant::now();
             let s = match &trace {
                 Some(path) => {
-                    let mut w = TraceWriter::new(create_new(path)?, &trace_meta(&cfg, &work))?;
+                    let mut w = TraceOut::create(path, &trace_meta(&cfg, &work))?;
                     let s = simulate(&cfg, &work, Some(&mut w))?;
                     let rows = w.finish()?;
                     println!("trace: {rows} rows in {}", path.display());
@@ -270,15 +327,23 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
         }
         PcieCmd::Validate { trace, max } => {
             let t0 = Instant::now();
-            let mut r = TraceReader::new(open(&trace)?, &trace.display().to_string())?;
-            let mut v = Validator::new(&r.meta, max);
-            while let Some((line, t)) = r.next_row()? {
-                v.check(line, &t);
-            }
-            let report = v.finish();
+            let report = if is_parquet(&trace) {
+                let pq = read_parquet(&trace)?;
+                let mut v = Validator::new(&pq.meta, max);
+                pq.rows(|row, t| v.check(row, &t))?;
+                v.finish()
+            } else {
+                let mut r = TraceReader::new(open(&trace)?, &trace.display().to_string())?;
+                let mut v = Validator::new(&r.meta, max);
+                while let Some((line, t)) = r.next_row()? {
+                    v.check(line, &t);
+                }
+                v.finish()
+            };
+            let place = if is_parquet(&trace) { ": row " } else { ":" };
             for x in &report.violations {
                 println!(
-                    "{}:{}: [{}] {}",
+                    "{}{place}{}: [{}] {}",
                     trace.display(),
                     x.line,
                     x.rule.name(),
@@ -310,10 +375,10 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
             seed,
             out,
         } => {
-            let (meta, refrows) = read_all(open(&reference)?, &reference.display().to_string())?;
+            let (meta, refrows) = read_trace(&reference)?;
             let refrows: Vec<Tlp> = refrows.into_iter().map(|r| r.1).collect();
             let model = TraceModel::learn(&meta, &refrows, seed)?;
-            let mut w = TraceWriter::new(create_new(&out)?, &meta)?;
+            let mut w = TraceOut::create(&out, &meta)?;
             let mut tee = Tee(&mut w, 0);
             generate(&model, rows, !unconstrained, seed, &mut tee);
             let n = w.finish()?;
@@ -333,7 +398,7 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
             generated,
             out,
         } => {
-            let (meta, refrows) = read_all(open(&reference)?, &reference.display().to_string())?;
+            let (meta, refrows) = read_trace(&reference)?;
             let refrows: Vec<Tlp> = refrows.into_iter().map(|r| r.1).collect();
             let mut md = format!(
                 "Fidelity against `{}` ({} rows). KS: Kolmogorov-Smirnov statistic; W1: Wasserstein-1; TV: total variation between token n-gram distributions; Frechet: distance between Gaussians fitted to {}-row window features (FID-like); violations per 1000 rows from `archsweep pcie validate`'s rules.\n\n\
@@ -343,7 +408,7 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
                 sim::pcie::generate::WINDOW
             );
             for g in &generated {
-                let (gmeta, grows) = read_all(open(g)?, &g.display().to_string())?;
+                let (gmeta, grows) = read_trace(g)?;
                 if gmeta.nic != meta.nic {
                     bail!(
                         "{} describes another device than the reference",
@@ -376,6 +441,19 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
             if let Some(out) = out {
                 write_new(&out, &format!("{md}\nProduced by `{}`.\n", command_line()))?;
             }
+        }
+        PcieCmd::Convert { input, output } => {
+            let (meta, rows) = read_trace(&input)?;
+            let mut w = TraceOut::create(&output, &meta)?;
+            for (_, t) in &rows {
+                w.row(t);
+            }
+            let n = w.finish()?;
+            println!(
+                "{n} rows from {} written to {}",
+                input.display(),
+                output.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1046,3 +1046,145 @@ fn pcie_traces_simulate_validate_generate_and_reject_bad_input() {
         "{out}"
     );
 }
+
+#[test]
+fn pcie_traces_in_parquet_round_trip_validate_and_reject_bad_files() {
+    use polars::prelude::{Column, DataFrame, ParquetWriter};
+    let d = tempfile::tempdir().unwrap();
+    let sim = |name: &str| {
+        run_in(
+            d.path(),
+            &[
+                "pcie",
+                "simulate",
+                "--set",
+                "workload=nic",
+                "--set",
+                "ops=300",
+                "--trace",
+                name,
+            ],
+        )
+    };
+    for name in ["nic.csv", "nic.parquet"] {
+        let o = sim(name);
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    // CSV -> Parquet -> CSV gives the same file; Parquet keeps the metadata lines.
+    for (from, to) in [("nic.csv", "a.parquet"), ("a.parquet", "back.csv")] {
+        let o = run_in(d.path(), &["pcie", "convert", from, to]);
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let csv = std::fs::read_to_string(d.path().join("nic.csv")).unwrap();
+    assert!(csv.contains("# nic bar0="));
+    assert_eq!(
+        csv,
+        std::fs::read_to_string(d.path().join("back.csv")).unwrap()
+    );
+    fails_with(
+        &run_in(d.path(), &["pcie", "convert", "nic.csv", "a.parquet"]),
+        "never overwritten",
+    );
+    for name in ["nic.parquet", "a.parquet"] {
+        let o = run_in(d.path(), &["pcie", "validate", name]);
+        let (out, err) = text(&o);
+        assert!(
+            o.status.success() && out.contains(" 0 violations"),
+            "{out}{err}"
+        );
+    }
+    // Generation from and into Parquet.
+    let o = run_in(
+        d.path(),
+        &[
+            "pcie",
+            "generate",
+            "--reference",
+            "nic.parquet",
+            "--rows",
+            "3000",
+            "--out",
+            "gen.parquet",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run_in(d.path(), &["pcie", "validate", "gen.parquet"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // A violation is reported with its row and rule, exit 1.
+    let lines: Vec<String> = csv.lines().map(String::from).collect();
+    let header = lines.iter().position(|l| l.starts_with("time_ns")).unwrap();
+    let at = lines.iter().position(|l| l.contains(",CplD,")).unwrap();
+    let mut bad = lines.clone();
+    let mut cols: Vec<String> = bad[at].split(',').map(String::from).collect();
+    cols[9] = "9999".into();
+    bad[at] = cols.join(",");
+    write(d.path(), "viol.csv", &(bad.join("\n") + "\n"));
+    let o = run_in(d.path(), &["pcie", "convert", "viol.csv", "viol.parquet"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run_in(d.path(), &["pcie", "validate", "viol.parquet"]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("viol.parquet: row {}: [byte-count]", at - header)),
+        "{out}"
+    );
+    // Malformed Parquet files: what is wrong and where, exit 2.
+    let frame = |dir: Vec<&str>, drop_tag: bool, time: Vec<f64>| {
+        let n = dir.len();
+        let mut cols = vec![
+            Column::new("time_ns".into(), time),
+            Column::new("dir".into(), dir),
+            Column::new("type".into(), vec!["MWr"; n]),
+            Column::new("address".into(), vec![0x1000u64; n]),
+        ];
+        for c in [
+            "length",
+            "requester",
+            "tag",
+            "attr",
+            "tc",
+            "byte_count",
+            "lower_addr",
+        ] {
+            if !(drop_tag && c == "tag") {
+                let v = if c == "length" { 64 } else { 0 };
+                cols.push(Column::new(c.into(), vec![v as i64; n]));
+            }
+        }
+        DataFrame::new(n, cols).unwrap()
+    };
+    let cases = [
+        (
+            "dir.parquet",
+            frame(vec!["up", "up", "sideways"], false, vec![1.0, 2.0, 3.0]),
+            "dir.parquet: row 3: dir `sideways`; choose up or down",
+        ),
+        (
+            "tag.parquet",
+            frame(vec!["up"; 3], true, vec![1.0, 2.0, 3.0]),
+            "no column `tag`",
+        ),
+        (
+            "time.parquet",
+            frame(vec!["up"; 3], false, vec![1.0, 5.0, 3.0]),
+            "row 3: time_ns 3 is earlier than the previous row's 5",
+        ),
+    ];
+    for (name, mut df, needle) in cases {
+        let f = std::fs::File::create(d.path().join(name)).unwrap();
+        ParquetWriter::new(f).finish(&mut df).unwrap();
+        fails_with(&run_in(d.path(), &["pcie", "validate", name]), needle);
+    }
+    // An integer frame without the trace's metadata validates against the specification's
+    // maxima.
+    let mut ok = frame(vec!["up"; 3], false, vec![1.0, 2.0, 3.0]);
+    let f = std::fs::File::create(d.path().join("plain.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut ok).unwrap();
+    let o = run_in(d.path(), &["pcie", "validate", "plain.parquet"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    std::fs::copy(d.path().join("nic.csv"), d.path().join("csv.parquet")).unwrap();
+    fails_with(
+        &run_in(d.path(), &["pcie", "validate", "csv.parquet"]),
+        "csv.parquet: not a Parquet file",
+    );
+}

@@ -253,6 +253,151 @@ impl<W: Write> TraceSink for TraceWriter<W> {
     }
 }
 
+/// Checks rows given as fields, whatever file format they come from: known directions and
+/// types, numbers in range, non-decreasing timestamps. Errors are messages without a place;
+/// the caller adds the file and the line or row.
+#[derive(Debug, Clone)]
+pub struct RowChecker {
+    last_time: f64,
+}
+
+impl Default for RowChecker {
+    fn default() -> Self {
+        RowChecker {
+            last_time: f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// The numeric columns after `type`, in [`HEADER`] order, with their largest legal values.
+pub const NUMERIC_COLUMNS: [(&str, u64); 8] = [
+    ("address", u64::MAX),
+    ("length", 1 << 20),
+    ("requester", 0xffff),
+    ("tag", 1023),
+    ("attr", 3),
+    ("tc", 7),
+    ("byte_count", 1 << 20),
+    ("lower_addr", 127),
+];
+
+impl RowChecker {
+    /// Checks one row: `time_ns`, `dir`, `type` and the eight numeric columns
+    /// ([`NUMERIC_COLUMNS`]); `None` numbers were unreadable. `text(0)` gives what stood in
+    /// `time_ns`, `text(1 + i)` what stood in numeric column `i` (called only for messages).
+    pub fn row(
+        &mut self,
+        time_ns: Option<f64>,
+        dir: &str,
+        kind: &str,
+        nums: [Option<u64>; 8],
+        text: impl Fn(usize) -> String,
+    ) -> Result<Tlp, String> {
+        let time_ns = time_ns
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| format!("time_ns `{}` is not a non-negative number", text(0)))?;
+        if time_ns < self.last_time {
+            return Err(format!(
+                "time_ns {time_ns} is earlier than the previous row's {}; rows must be in time order",
+                self.last_time
+            ));
+        }
+        self.last_time = time_ns;
+        let dir = match dir {
+            "up" => Dir::Up,
+            "down" => Dir::Down,
+            other => return Err(format!("dir `{other}`; choose up or down")),
+        };
+        let kind = Kind::parse(kind).ok_or_else(|| {
+            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            format!("type `{kind}`; choose one of {}", names.join(", "))
+        })?;
+        let mut v = [0u64; 8];
+        for (i, (name, max)) in NUMERIC_COLUMNS.iter().enumerate() {
+            v[i] = nums[i]
+                .filter(|x| x <= max)
+                .ok_or_else(|| format!("{name} `{}` is not a number in 0..={max}", text(1 + i)))?;
+        }
+        Ok(Tlp {
+            time_ns,
+            dir,
+            kind,
+            address: v[0],
+            length: v[1] as u32,
+            requester: v[2] as u16,
+            tag: v[3] as u16,
+            attr: v[4] as u8,
+            tc: v[5] as u8,
+            byte_count: v[6] as u32,
+            lower_addr: v[7] as u8,
+        })
+    }
+}
+
+impl TraceMeta {
+    /// Reads metadata lines (`# link ...`, `# credits ...`, `# nic ...`; others are ignored)
+    /// into `self`; errors name the offending line (1-based within `lines`).
+    pub fn parse_lines(lines: &str) -> Result<TraceMeta, (usize, String)> {
+        let mut meta = TraceMeta::default();
+        for (i, l) in lines.lines().enumerate() {
+            if let Some(m) = l.trim().strip_prefix('#') {
+                meta.apply(m.trim()).map_err(|e| (i + 1, e))?;
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Applies one metadata line (without its `#`).
+    fn apply(&mut self, m: &str) -> Result<(), String> {
+        let mut words = m.split_whitespace();
+        let what = words.next().unwrap_or("");
+        let mut kv = std::collections::BTreeMap::new();
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else {
+                continue;
+            };
+            let v = parse_u64(v.as_bytes())
+                .ok_or_else(|| format!("metadata `{k}`: `{v}` is not a number"))?;
+            kv.insert(k.to_string(), v);
+        }
+        let get = |k: &str| -> Result<u64, String> {
+            kv.get(k)
+                .copied()
+                .ok_or_else(|| format!("`# {what}` line lacks `{k}=`"))
+        };
+        match what {
+            "link" => {
+                self.mps = get("mps")? as u32;
+                self.mrrs = get("mrrs")? as u32;
+                self.rcb = get("rcb")? as u32;
+                self.tag_bits = get("tag_bits")? as u32;
+                if super::tlp::tag_pool(self.tag_bits).is_none() {
+                    return Err("tag_bits must be 5, 8 or 10".into());
+                }
+                if self.rcb != 64 && self.rcb != 128 {
+                    return Err("rcb must be 64 or 128".into());
+                }
+            }
+            "credits" => {
+                self.credits = Some((get("ph")? as u32, get("pd")? as u32, get("nph")? as u32))
+            }
+            "nic" => {
+                self.nic = Some(NicMap {
+                    bar0: get("bar0")?,
+                    tx_ring: get("tx_ring")?,
+                    cq_ring: get("cq_ring")?,
+                    pkt_buf: get("pkt_buf")?,
+                    slots: get("slots")?.max(1) as u32,
+                    msi: get("msi")?,
+                    devices: get("devices")?.clamp(1, 64) as u32,
+                })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Reads a trace row by row, checking its form: the metadata, the header, eleven columns,
 /// known directions and types, numbers in range, non-decreasing timestamps.
 pub struct TraceReader<R: BufRead> {
@@ -260,7 +405,7 @@ pub struct TraceReader<R: BufRead> {
     file: String,
     line: usize,
     buf: Vec<u8>,
-    last_time: f64,
+    check: RowChecker,
     /// The metadata read before the header.
     pub meta: TraceMeta,
 }
@@ -273,7 +418,7 @@ impl<R: BufRead> TraceReader<R> {
             file: file.to_string(),
             line: 0,
             buf: Vec::new(),
-            last_time: f64::NEG_INFINITY,
+            check: RowChecker::default(),
             meta: TraceMeta::default(),
         };
         loop {
@@ -282,7 +427,7 @@ impl<R: BufRead> TraceReader<R> {
             }
             let text = String::from_utf8_lossy(&r.buf).trim().to_string();
             if let Some(m) = text.strip_prefix('#') {
-                r.meta_line(m.trim())?;
+                r.meta.apply(m.trim()).map_err(|e| r.err(&e))?;
             } else if text == HEADER {
                 return Ok(r);
             } else {
@@ -315,58 +460,6 @@ impl<R: BufRead> TraceReader<R> {
         Ok(true)
     }
 
-    fn meta_line(&mut self, m: &str) -> Result<(), PcieError> {
-        let mut words = m.split_whitespace();
-        let what = words.next().unwrap_or("");
-        let mut kv = std::collections::BTreeMap::new();
-        for w in words {
-            let Some((k, v)) = w.split_once('=') else {
-                continue;
-            };
-            let v = parse_u64(v.as_bytes())
-                .ok_or_else(|| self.err(&format!("metadata `{k}`: `{v}` is not a number")))?;
-            kv.insert(k.to_string(), v);
-        }
-        let (file, line) = (self.file.clone(), self.line);
-        let get = |k: &str| -> Result<u64, PcieError> {
-            kv.get(k).copied().ok_or_else(|| PcieError::Trace {
-                file: file.clone(),
-                line,
-                message: format!("`# {what}` line lacks `{k}=`"),
-            })
-        };
-        match what {
-            "link" => {
-                self.meta.mps = get("mps")? as u32;
-                self.meta.mrrs = get("mrrs")? as u32;
-                self.meta.rcb = get("rcb")? as u32;
-                self.meta.tag_bits = get("tag_bits")? as u32;
-                if super::tlp::tag_pool(self.meta.tag_bits).is_none() {
-                    return Err(self.err("tag_bits must be 5, 8 or 10"));
-                }
-                if self.meta.rcb != 64 && self.meta.rcb != 128 {
-                    return Err(self.err("rcb must be 64 or 128"));
-                }
-            }
-            "credits" => {
-                self.meta.credits = Some((get("ph")? as u32, get("pd")? as u32, get("nph")? as u32))
-            }
-            "nic" => {
-                self.meta.nic = Some(NicMap {
-                    bar0: get("bar0")?,
-                    tx_ring: get("tx_ring")?,
-                    cq_ring: get("cq_ring")?,
-                    pkt_buf: get("pkt_buf")?,
-                    slots: get("slots")?.max(1) as u32,
-                    msi: get("msi")?,
-                    devices: get("devices")?.clamp(1, 64) as u32,
-                })
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
     /// The next row and its line number, `None` at the end.
     pub fn next_row(&mut self) -> Result<Option<(usize, Tlp)>, PcieError> {
         loop {
@@ -390,64 +483,21 @@ impl<R: BufRead> TraceReader<R> {
             return Err(self.err(&format!("{n} columns; a row has 11 ({HEADER})")));
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let time_ns: f64 = std::str::from_utf8(f[0])
+        let time = std::str::from_utf8(f[0])
             .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .filter(|t: &f64| t.is_finite() && *t >= 0.0)
-            .ok_or_else(|| {
-                self.err(&format!(
-                    "time_ns `{}` is not a non-negative number",
-                    text(f[0])
-                ))
-            })?;
-        if time_ns < self.last_time {
-            return Err(self.err(&format!(
-                "time_ns {time_ns} is earlier than the previous row's {}; rows must be in time order",
-                self.last_time
-            )));
+            .and_then(|s| s.trim().parse().ok());
+        let nums = std::array::from_fn(|i| parse_u64(f[i + 3]));
+        let row = self.check.row(
+            time,
+            std::str::from_utf8(f[1]).unwrap_or("(not UTF-8)"),
+            std::str::from_utf8(f[2]).unwrap_or("(not UTF-8)"),
+            nums,
+            |i| text(if i == 0 { f[0] } else { f[i + 2] }),
+        );
+        match row {
+            Ok(t) => Ok(Some((self.line, t))),
+            Err(e) => Err(self.err(&e)),
         }
-        self.last_time = time_ns;
-        let dir = match f[1] {
-            b"up" => Dir::Up,
-            b"down" => Dir::Down,
-            other => return Err(self.err(&format!("dir `{}`; choose up or down", text(other)))),
-        };
-        let kind = std::str::from_utf8(f[2])
-            .ok()
-            .and_then(Kind::parse)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-                self.err(&format!(
-                    "type `{}`; choose one of {}",
-                    text(f[2]),
-                    names.join(", ")
-                ))
-            })?;
-        let num = |i: usize, max: u64| -> Result<u64, PcieError> {
-            parse_u64(f[i]).filter(|v| *v <= max).ok_or_else(|| {
-                let name = HEADER.split(',').nth(i).unwrap_or("?");
-                self.err(&format!(
-                    "{name} `{}` is not a number in 0..={max}",
-                    text(f[i])
-                ))
-            })
-        };
-        Ok(Some((
-            self.line,
-            Tlp {
-                time_ns,
-                dir,
-                kind,
-                address: num(3, u64::MAX)?,
-                length: num(4, 1 << 20)? as u32,
-                requester: num(5, 0xffff)? as u16,
-                tag: num(6, 1023)? as u16,
-                attr: num(7, 3)? as u8,
-                tc: num(8, 7)? as u8,
-                byte_count: num(9, 1 << 20)? as u32,
-                lower_addr: num(10, 127)? as u8,
-            },
-        )))
     }
 }
 
