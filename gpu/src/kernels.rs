@@ -22,6 +22,9 @@ pub enum Source {
     AttentionSm90,
     /// `ring.cu`: partial-result merge and conversion for sequence-parallel attention.
     Ring,
+    /// `lowbit.cu`: GEMV and small-batch GEMM over clustered, INT8, nested INT4 and fp16
+    /// weights.
+    Lowbit,
 }
 
 impl Source {
@@ -33,6 +36,7 @@ impl Source {
             Source::Decode => "decode.cu",
             Source::AttentionSm90 => "attention_sm90.cu",
             Source::Ring => "ring.cu",
+            Source::Lowbit => "lowbit.cu",
         }
     }
     /// The source text (common helpers prepended).
@@ -43,6 +47,7 @@ impl Source {
             Source::Decode => include_str!("../kernels/decode.cu"),
             Source::AttentionSm90 => include_str!("../kernels/attention_sm90.cu"),
             Source::Ring => include_str!("../kernels/ring.cu"),
+            Source::Lowbit => include_str!("../kernels/lowbit.cu"),
         };
         let body = body
             .replace("#include_wgmma", include_str!("../kernels/wgmma.cuh"))

@@ -11,6 +11,7 @@
 //! - [`mask`]: one mask representation for masked attention (tile lists + per-column row ranges,
 //!   row lists for the row-wise kernel).
 //! - [`attention`], [`decode`]: host launchers of the prefill and decode kernels.
+//! - [`lowbit`]: GEMV/GEMM over clustered 2-4-bit, INT8 and nested INT4 weights.
 //! - [`pq`]: product quantization of KV caches (k-means codebooks, codes).
 //! - [`reference`]: fp64 CPU attention and error measures.
 //! - [`bench`]: the lean bench driver behind the `gpubench` binary (TOML in, CSV out).
@@ -22,6 +23,7 @@ pub mod decode;
 pub mod device;
 pub mod harness;
 pub mod kernels;
+pub mod lowbit;
 pub mod mask;
 pub mod pq;
 pub mod reference;

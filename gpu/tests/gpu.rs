@@ -9,6 +9,7 @@ use gpu::decode::{DecodeProblem, Fp16Decode, HostDecode, PqCache, PqDecode};
 use gpu::device::{nvrtc_present, Gpu};
 use gpu::harness::Harness;
 use gpu::kernels::{KernelKey, Source};
+use gpu::lowbit::{self, Format, Tiling};
 use gpu::mask::MaskSpec;
 use gpu::ring::{SpCluster, SpRun};
 use gpu::Dtype;
@@ -49,6 +50,21 @@ fn all_variant_defines() -> Vec<KernelKey> {
                 keys.push(KernelKey::new(
                     Source::Decode,
                     &[("HEAD_DIM", d), ("IS_BF16", bf), ("PQ_M", m)],
+                ));
+            }
+        }
+    }
+    for f in Format::ALL {
+        for batch in [1i64, 32] {
+            for rows in [1i64, 2, 4] {
+                keys.push(KernelKey::new(
+                    Source::Lowbit,
+                    &[
+                        ("FMT", f.code()),
+                        ("BATCH", batch),
+                        ("ROWS", rows),
+                        ("IS_BF16", 0),
+                    ],
                 ));
             }
         }
@@ -434,6 +450,28 @@ fn sequence_parallel_schedules_over_nccl_match_fp64_in_degenerate_mode() {
                     assert!(c.lse_max_abs < 1e-2, "{what}: lse {:.3e}", c.lse_max_abs);
                     assert!(t.total_us > 0.0 && t.compute_us.len() >= ranks, "{what}");
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn lowbit_gemv_matches_fp64_for_every_format_batch_and_tiling() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    // 300 rows: not a multiple of any block's rows; k = 1216 = 19 * 64: uneven splits.
+    let (n, k) = (300, 1216);
+    let mut seed = 40;
+    for f in Format::ALL {
+        for batch in [1, 4, 32] {
+            for t in Tiling::candidates(k, batch) {
+                seed += 1;
+                let (rel, max) = lowbit::check(&gpu, f, n, k, batch, t, seed).unwrap();
+                println!(
+                    "lowbit {} b{batch} {}: rel {rel:.2e}, max {max:.2e}",
+                    f.name(),
+                    t.label()
+                );
+                assert!(rel < 4e-3, "{} b{batch} {}: {rel}", f.name(), t.label());
             }
         }
     }

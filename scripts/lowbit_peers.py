@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Peers of the low-bit GEMV/GEMM bench on the same GPU, and the comparison table.
+
+  lowbit_peers.py run BENCH.toml PEERS.csv
+      cuBLAS fp16 (torch.nn.functional.linear on fp16 tensors) and PyTorch's int8 matmul
+      (torch._int_mm, int8 x int8 -> int32; it needs more than 16 rows, so batches below 17 run
+      padded to 32 rows, which the table says) on the bench file's shapes and batches, timed like
+      ours: CUDA events around each repetition, the L2 flushed before each, median.
+  lowbit_peers.py compare OURS.csv PEERS.csv OUT.md
+      speedups of each of our formats (its selected tiling) over cuBLAS fp16, and the fraction of
+      the measured copy bandwidth each reaches counting weight, table and scale bytes.
+"""
+import csv
+import statistics
+import sys
+import tomllib
+
+
+def run(bench, out):
+    import torch
+
+    cfg = tomllib.load(open(bench, "rb"))
+    t = cfg.get("timing", {})
+    warm, reps = t.get("warmup", 5), t.get("reps", 30)
+    dev = torch.cuda.get_device_name()
+    flush = torch.empty(int(2 * 50e6 // 4) * 2, dtype=torch.int32, device="cuda")
+
+    def time(fn):
+        for _ in range(warm):
+            fn()
+        torch.cuda.synchronize()
+        samples = []
+        for _ in range(reps):
+            flush.fill_(7)
+            a = torch.cuda.Event(enable_timing=True)
+            b = torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            samples.append(a.elapsed_time(b) * 1e3)
+        return statistics.median(samples)
+
+    rows = []
+    g = torch.Generator(device="cuda").manual_seed(cfg.get("seed", 0))
+    for k, n in cfg["shapes"]:
+        w = (torch.randn(n, k, device="cuda", generator=g) * 0.02).half()
+        w8 = torch.randint(-128, 127, (k, n), device="cuda", dtype=torch.int8, generator=g)
+        for b in cfg["batches"]:
+            x = torch.randn(b, k, device="cuda", generator=g).half()
+            ref = x.double() @ w.double().t()
+            y = torch.nn.functional.linear(x, w)
+            err = ((y.double() - ref).norm() / ref.norm()).item()
+            us = time(lambda: torch.nn.functional.linear(x, w))
+            rows.append(("cublas_fp16", k, n, b, b, us, n * k * 2, err))
+            m = max(b, 32) if b <= 16 else b
+            x8 = torch.randint(-128, 127, (m, k), device="cuda", dtype=torch.int8, generator=g)
+            try:
+                y8 = torch._int_mm(x8, w8)
+                ok = torch.equal(y8.long(), x8.long() @ w8.long())
+                us = time(lambda: torch._int_mm(x8, w8))
+                rows.append(("torch_int_mm", k, n, b, m, us, n * k, 0.0 if ok else float("nan")))
+            except RuntimeError as e:
+                print(f"torch._int_mm {k}x{n} rows {m}: {e}", file=sys.stderr)
+            print(f"{k}x{n} b{b}: cublas {rows[-2][5]:.2f} us, int_mm {rows[-1][5]:.2f} us", file=sys.stderr)
+    with open(out, "w") as f:
+        f.write("peer,k,n,batch,rows_run,median_us,weight_bytes,rel_err,device\n")
+        for r in rows:
+            f.write(",".join(str(v) for v in r) + f",{dev}\n")
+
+
+def compare(ours, peers, out):
+    o = [r for r in csv.DictReader(open(ours)) if r["selected"] == "true"]
+    p = {(r["peer"], r["k"], r["n"], r["batch"]): r for r in csv.DictReader(open(peers))}
+    fmts = ["lut2", "lut3", "lut4", "int4", "int8", "fp16"]
+    lines = [
+        f"Device: {o[0]['device'].split(' (')[0]}; copy bandwidth {float(o[0]['copy_gbytes_per_s']):.0f} GB/s.",
+        "Time in us (median, L2 flushed); speedup over cuBLAS fp16 (torch.nn.functional.linear) in the same run; "
+        "BW: fraction of the measured copy bandwidth, counting weight, table and scale bytes.",
+        "",
+        "| k x n | batch | cuBLAS fp16 us | int_mm us (rows run) | "
+        + " | ".join(f"{f} us (x, BW)" for f in fmts)
+        + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(fmts),
+    ]
+    keys = sorted({(int(r["k"]), int(r["n"]), int(r["batch"])) for r in o})
+    for k, n, b in keys:
+        cb = p.get(("cublas_fp16", str(k), str(n), str(b)))
+        im = p.get(("torch_int_mm", str(k), str(n), str(b)))
+        cbus = float(cb["median_us"]) if cb else float("nan")
+        cells = []
+        for f in fmts:
+            r = next((r for r in o if (r["format"], int(r["k"]), int(r["n"]), int(r["batch"])) == (f, k, n, b)), None)
+            if r is None:
+                cells.append("-")
+            else:
+                us = float(r["median_us"])
+                cells.append(f"{us:.2f} ({cbus / us:.2f}x, {100 * float(r['bw_fraction']):.0f}%)")
+        ims = f"{float(im['median_us']):.2f} ({im['rows_run']})" if im else "-"
+        lines.append(f"| {k}x{n} | {b} | {cbus:.2f} | {ims} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    open(out, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        run(sys.argv[2], sys.argv[3])
+    else:
+        compare(sys.argv[2], sys.argv[3], sys.argv[4])
