@@ -259,7 +259,7 @@ impl Packed {
             Format::Int4 => (field(&self.plane_a, 4) as f64 - 7.5) * 16.0 * self.scales[row] as f64,
             Format::Fp16 => {
                 let w = self.plane_a[i / 2];
-                f16(if i % 2 == 0 {
+                f16(if i.is_multiple_of(2) {
                     w as u16
                 } else {
                     (w >> 16) as u16
@@ -627,7 +627,7 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
                     g.launch(gpu, t)?;
                     gpu.sync()?;
                     let (rel, max) = errors(&g.output(gpu)?, &want);
-                    if !(rel <= cfg.max_rel_err) {
+                    if rel.is_nan() || rel > cfg.max_rel_err {
                         return Err(GpuError::Check(format!(
                             "{} {k}x{n} batch {batch} {}: error {rel:.2e} above {:.1e}",
                             format.name(),
