@@ -14,8 +14,9 @@
 // table of fp16 pairs in shared memory (one lookup, one fp16x2 FMA per two weights); INT formats
 // turn bytes into fp16 with the 0x6400 magic number (one PRMT per two weights). Products are
 // summed in fp16x2 over a step (x is pre-scaled so nothing overflows), then in fp32.
-// Grid: x = blocks of 4 warps with ROWS rows each, y = split of k into chunks of KC; with more
-// than one chunk the outputs are accumulated atomically (the launcher zeroes them first).
+// Each warp computes ROWS rows at once (one activation load serves them all). Grid: x = blocks
+// of 4 warps, y = split of k into chunks of kc; with more than one chunk the outputs are
+// accumulated atomically (the launcher zeroes them first).
 
 #ifndef FMT
 #define FMT 1
@@ -90,6 +91,11 @@ __device__ __forceinline__ void bytes_to_h2(u32 w, u32& lo, u32& hi) {
 }
 #endif
 
+// Activations in shared memory: fp16 pairs, word (b * 32 + p) * steps + s holds pair p of step
+// s (64 k per step) of batch column b, so the 32 lanes of a warp (consecutive steps) read
+// consecutive words: no bank conflicts.
+#define XW(b, p) xw[((b) * 32 + (p)) * steps + s]
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const u32* __restrict__ pa,       // P2 (LUT2, LUT3) | P4 (LUT4) | hi plane (INT) | fp16 rows
     const u32* __restrict__ pb,       // P1 (LUT3) | lo plane (INT8)
@@ -99,167 +105,222 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     float* __restrict__ y,            // [BATCH][N]
     int n_rows, int k, int kc) {
     extern __shared__ __align__(16) unsigned char smem[];
-    u16* xs = (u16*)smem;                                   // [BATCH][kc], fp16
-    u32* pair = (u32*)(smem + BATCH * kc * 2);              // [WARPS][PAIRS] fp16x2
+    u16* xs = (u16*)smem;                                   // BATCH * kc fp16
+    const u32* xw = (const u32*)smem;
+    u32* pair = (u32*)(smem + BATCH * kc * 2);              // [WARPS][ROWS][PAIRS] fp16x2
     __shared__ float xsum[BATCH];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int k0 = blockIdx.y * kc;
     const int klen = min(kc, k - k0);
+    const int steps = klen / 64;
     // Stage x (pre-scaled; the INT formats take each 8 in the order 0,2,4,6,1,3,5,7 to match
     // their nibble planes).
-    for (int i = threadIdx.x; i < BATCH * klen; i += WARPS * 32) {
-        int b = i / klen, kk = i - b * klen;
-        float v = h2f(x[(size_t)b * k + k0 + kk]) * XSCALE;
-        int dst = kk;
+    for (int b = 0; b < BATCH; ++b) {
+        for (int i = threadIdx.x; i < klen / 8; i += WARPS * 32) {
+            const uint4 v8 = *(const uint4*)(x + (size_t)b * k + k0 + i * 8);
+            const u32 vw[4] = {v8.x, v8.y, v8.z, v8.w};
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int kk = i * 8 + e;
+                const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
+                int j = kk & 63;
 #if IS_INT
-        int j = kk & 7;
-        dst = (kk & ~7) + ((j & 1) ? 4 + (j >> 1) : (j >> 1));
+                j = (j & ~7) + ((e & 1) ? 4 + (e >> 1) : (e >> 1));
 #endif
-        xs[b * kc + dst] = f32_to_elem(v);
+                xs[(((b * 32 + (j >> 1)) * steps) + (kk >> 6)) * 2 + (j & 1)] = f32_to_elem(v);
+            }
+        }
     }
     if (threadIdx.x < BATCH) xsum[threadIdx.x] = 0.0f;
     __syncthreads();
 #if FMT == 5
     // Sum of x over the chunk (the +0.5 of the nested INT4 values).
     for (int b = 0; b < BATCH; ++b) {
-        float s = 0.0f;
-        for (int i = threadIdx.x; i < klen; i += WARPS * 32) s += h2f(xs[b * kc + i]);
-        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) atomicAdd(&xsum[b], s);
+        float sm = 0.0f;
+        for (int i = threadIdx.x; i < klen; i += WARPS * 32) sm += h2f(xs[b * klen + i]);
+        for (int o = 16; o; o >>= 1) sm += __shfl_xor_sync(0xffffffffu, sm, o);
+        if (lane == 0) atomicAdd(&xsum[b], sm);
     }
     __syncthreads();
 #endif
-    const int steps = klen / 64;
-    for (int r = 0; r < ROWS; ++r) {
-        const int n = (blockIdx.x * WARPS + warp) * ROWS + r;
-        if (n >= n_rows) break;
+    for (int n0 = (blockIdx.x * WARPS + warp) * ROWS; n0 < n_rows; n0 += gridDim.x * WARPS * ROWS) {
+    // Rows past the end repeat the last row; their results are not written.
+    int rows[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) rows[r] = min(n0 + r, n_rows - 1);
 #if IS_LUT
-        u32* pt = pair + warp * PAIRS;
-        {
-            const u16* t = tables + (size_t)n * (1 << BITS);
-            for (int i = lane; i < PAIRS; i += 32) {
+    u32* pt = pair + warp * ROWS * PAIRS;
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        const u16* t = tables + (size_t)rows[r] * (1 << BITS);
+        for (int i = lane; i < PAIRS; i += 32) {
 #if BITS == 3
-                int c0 = (i & 3) | (((i >> 4) & 1) << 2);
-                int c1 = ((i >> 2) & 3) | (((i >> 5) & 1) << 2);
+            const int c0 = (i & 3) | (((i >> 4) & 1) << 2);
+            const int c1 = ((i >> 2) & 3) | (((i >> 5) & 1) << 2);
 #else
-                int c0 = i & ((1 << BITS) - 1);
-                int c1 = i >> BITS;
+            const int c0 = i & ((1 << BITS) - 1);
+            const int c1 = i >> BITS;
 #endif
-                pt[i] = (u32)t[c0] | ((u32)t[c1] << 16);
-            }
-            __syncwarp();
+            pt[r * PAIRS + i] = (u32)t[c0] | ((u32)t[c1] << 16);
         }
+    }
+    __syncwarp();
 #endif
-        float acc[BATCH];
+    float acc[ROWS][BATCH];
 #pragma unroll
-        for (int b = 0; b < BATCH; ++b) acc[b] = 0.0f;
-        for (int s = lane; s < steps; s += 32) {
-            const int kk = s * 64;               // within the chunk
-            const size_t kg = (size_t)k0 + kk;   // within the row
-            u32 hacc[BATCH];
+    for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-            for (int b = 0; b < BATCH; ++b) hacc[b] = 0u;
+        for (int b = 0; b < BATCH; ++b) acc[r][b] = 0.0f;
+    for (int s = lane; s < steps; s += 32) {
+        const size_t kg = (size_t)k0 + (size_t)s * 64;   // within the row
+        u32 hacc[ROWS][BATCH];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int b = 0; b < BATCH; ++b) hacc[r][b] = 0u;
 #if FMT == 1 || FMT == 2
-            const uint4 w2 = *(const uint4*)(pa + ((size_t)n * k + kg) / 16);
+        uint4 w2[ROWS];
 #if FMT == 2
-            const uint2 w1 = *(const uint2*)(pb + ((size_t)n * k + kg) / 32);
-#endif
-            const u32 ws[4] = {w2.x, w2.y, w2.z, w2.w};
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {         // 16 weights per word
-#if FMT == 2
-                const u32 hb = (q < 2 ? w1.x : w1.y) >> ((q & 1) * 16);
+        uint2 w1[ROWS];
 #endif
 #pragma unroll
-                for (int p = 0; p < 8; ++p) {     // pairs
-                    u32 idx = bfe(ws[q], 4 * p, 4);
+        for (int r = 0; r < ROWS; ++r) {
+            const size_t e = (size_t)rows[r] * k + kg;
+            w2[r] = *(const uint4*)(pa + e / 16);
 #if FMT == 2
+            w1[r] = *(const uint2*)(pb + e / 32);
+#endif
+        }
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {             // 16 weights per word
+#pragma unroll
+            for (int p = 0; p < 8; ++p) {         // pairs
+                u32 xv[BATCH];
+#pragma unroll
+                for (int b = 0; b < BATCH; ++b) xv[b] = XW(b, q * 8 + p);
+#pragma unroll
+                for (int r = 0; r < ROWS; ++r) {
+                    const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
+                    u32 idx = bfe(word, 4 * p, 4);
+#if FMT == 2
+                    const u32 hb = (q < 2 ? w1[r].x : w1[r].y) >> ((q & 1) * 16);
                     idx |= bfe(hb, 2 * p, 2) << 4;
 #endif
-                    const u32 wv = pt[idx];
+                    const u32 wv = pt[r * PAIRS + idx];
 #pragma unroll
-                    for (int b = 0; b < BATCH; ++b) {
-                        const u32 xv = *(const u32*)(xs + b * kc + kk + q * 16 + p * 2);
-                        hacc[b] = hfma2(wv, xv, hacc[b]);
-                    }
+                    for (int b = 0; b < BATCH; ++b) hacc[r][b] = hfma2(wv, xv[b], hacc[r][b]);
                 }
             }
-#elif FMT == 3
-            const uint4* src = (const uint4*)(pa + ((size_t)n * k + kg) / 8);
-            const uint4 a0 = src[0], a1 = src[1];
-            const u32 ws[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-#pragma unroll
-            for (int q = 0; q < 8; ++q) {         // 8 weights per word
-#pragma unroll
-                for (int p = 0; p < 4; ++p) {
-                    const u32 wv = pt[bfe(ws[q], 8 * p, 8)];
-#pragma unroll
-                    for (int b = 0; b < BATCH; ++b) {
-                        const u32 xv = *(const u32*)(xs + b * kc + kk + q * 8 + p * 2);
-                        hacc[b] = hfma2(wv, xv, hacc[b]);
-                    }
-                }
-            }
-#elif IS_INT
-            const uint4* hs = (const uint4*)(pa + ((size_t)n * k + kg) / 8);
-            const uint4 h0 = hs[0], h1 = hs[1];
-            const u32 hw[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-#if FMT == 4
-            const uint4* ls = (const uint4*)(pb + ((size_t)n * k + kg) / 8);
-            const uint4 l0 = ls[0], l1 = ls[1];
-            const u32 lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
-            const u32 bias = 0x64806480u;   // 1152 = 1024 + 128 in both halves
-#else
-            const u32 bias = 0x64086408u;   // 1032 = 1024 + 8
-#endif
-#pragma unroll
-            for (int q = 0; q < 8; ++q) {         // 8 weights per word: even ones, then odd
-#if FMT == 4
-                const u32 ev = ((hw[q] & 0x0f0f0f0fu) << 4) | (lw[q] & 0x0f0f0f0fu);
-                const u32 od = (hw[q] & 0xf0f0f0f0u) | ((lw[q] >> 4) & 0x0f0f0f0fu);
-#else
-                const u32 ev = hw[q] & 0x0f0f0f0fu;
-                const u32 od = (hw[q] >> 4) & 0x0f0f0f0fu;
-#endif
-                u32 w[4];
-                bytes_to_h2(ev, w[0], w[1]);
-                bytes_to_h2(od, w[2], w[3]);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const u32 wv = hsub2(w[j], bias);
-#pragma unroll
-                    for (int b = 0; b < BATCH; ++b) {
-                        const u32 xv = *(const u32*)(xs + b * kc + kk + q * 8 + j * 2);
-                        hacc[b] = hfma2(wv, xv, hacc[b]);
-                    }
-                }
-            }
-#else  // FP16
-            const uint4* src = (const uint4*)(pa + ((size_t)n * k + kg) / 2);
-#pragma unroll
-            for (int q = 0; q < 8; ++q) {
-                const uint4 a = src[q];
-                const u32 ws[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-#pragma unroll
-                    for (int b = 0; b < BATCH; ++b) {
-                        const u32 xv = *(const u32*)(xs + b * kc + kk + q * 8 + j * 2);
-                        hacc[b] = hfma2(ws[j], xv, hacc[b]);
-                    }
-                }
-            }
-#endif
-#pragma unroll
-            for (int b = 0; b < BATCH; ++b) acc[b] += h2sum(hacc[b]);
         }
+#elif FMT == 3
+        u32 ws[ROWS][8];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const uint4* src = (const uint4*)(pa + ((size_t)rows[r] * k + kg) / 8);
+            const uint4 a0 = src[0], a1 = src[1];
+            ws[r][0] = a0.x; ws[r][1] = a0.y; ws[r][2] = a0.z; ws[r][3] = a0.w;
+            ws[r][4] = a1.x; ws[r][5] = a1.y; ws[r][6] = a1.z; ws[r][7] = a1.w;
+        }
+#pragma unroll
+        for (int q = 0; q < 8; ++q) {             // 8 weights per word
+#pragma unroll
+            for (int p = 0; p < 4; ++p) {
+                u32 xv[BATCH];
+#pragma unroll
+                for (int b = 0; b < BATCH; ++b) xv[b] = XW(b, q * 4 + p);
+#pragma unroll
+                for (int r = 0; r < ROWS; ++r) {
+                    const u32 wv = pt[r * PAIRS + bfe(ws[r][q], 8 * p, 8)];
+#pragma unroll
+                    for (int b = 0; b < BATCH; ++b) hacc[r][b] = hfma2(wv, xv[b], hacc[r][b]);
+                }
+            }
+        }
+#elif IS_INT
+        u32 hw[ROWS][8];
+#if FMT == 4
+        u32 lw[ROWS][8];
+        const u32 bias = 0x64806480u;   // 1152 = 1024 + 128 in both halves
+#else
+        const u32 bias = 0x64086408u;   // 1032 = 1024 + 8
+#endif
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const size_t e = ((size_t)rows[r] * k + kg) / 8;
+            const uint4 h0 = ((const uint4*)(pa + e))[0], h1 = ((const uint4*)(pa + e))[1];
+            hw[r][0] = h0.x; hw[r][1] = h0.y; hw[r][2] = h0.z; hw[r][3] = h0.w;
+            hw[r][4] = h1.x; hw[r][5] = h1.y; hw[r][6] = h1.z; hw[r][7] = h1.w;
+#if FMT == 4
+            const uint4 l0 = ((const uint4*)(pb + e))[0], l1 = ((const uint4*)(pb + e))[1];
+            lw[r][0] = l0.x; lw[r][1] = l0.y; lw[r][2] = l0.z; lw[r][3] = l0.w;
+            lw[r][4] = l1.x; lw[r][5] = l1.y; lw[r][6] = l1.z; lw[r][7] = l1.w;
+#endif
+        }
+#pragma unroll
+        for (int q = 0; q < 8; ++q) {             // 8 weights per word: even ones, then odd
+            u32 w[ROWS][4];
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) {
+#if FMT == 4
+                const u32 ev = ((hw[r][q] & 0x0f0f0f0fu) << 4) | (lw[r][q] & 0x0f0f0f0fu);
+                const u32 od = (hw[r][q] & 0xf0f0f0f0u) | ((lw[r][q] >> 4) & 0x0f0f0f0fu);
+#else
+                const u32 ev = hw[r][q] & 0x0f0f0f0fu;
+                const u32 od = (hw[r][q] >> 4) & 0x0f0f0f0fu;
+#endif
+                bytes_to_h2(ev, w[r][0], w[r][1]);
+                bytes_to_h2(od, w[r][2], w[r][3]);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) w[r][j] = hsub2(w[r][j], bias);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                for (int b = 0; b < BATCH; ++b) {
+                    const u32 xv = XW(b, q * 4 + j);
+#pragma unroll
+                    for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(w[r][j], xv, hacc[r][b]);
+                }
+            }
+        }
+#else  // FP16
+#pragma unroll
+        for (int q = 0; q < 8; ++q) {
+            u32 ws[ROWS][4];
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) {
+                const uint4 a = ((const uint4*)(pa + ((size_t)rows[r] * k + kg) / 2))[q];
+                ws[r][0] = a.x; ws[r][1] = a.y; ws[r][2] = a.z; ws[r][3] = a.w;
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                for (int b = 0; b < BATCH; ++b) {
+                    const u32 xv = XW(b, q * 4 + j);
+#pragma unroll
+                    for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(ws[r][j], xv, hacc[r][b]);
+                }
+            }
+        }
+#endif
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int b = 0; b < BATCH; ++b) acc[r][b] += h2sum(hacc[r][b]);
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
 #pragma unroll
         for (int b = 0; b < BATCH; ++b) {
-            float v = acc[b];
+            float v = acc[r][b];
             for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            acc[b] = v;
+            acc[r][b] = v;
         }
-        if (lane == 0) {
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const int n = n0 + r;
+            if (n >= n_rows) break;
 #if FMT == 4
             const float sc = scales[n] / XSCALE;
 #elif FMT == 5
@@ -269,7 +330,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
 #endif
 #pragma unroll
             for (int b = 0; b < BATCH; ++b) {
-                float v = acc[b];
+                float v = acc[r][b];
 #if FMT == 5
                 v += 0.5f * xsum[b];
 #endif
@@ -281,5 +342,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 }
             }
         }
+    }
+    __syncwarp();  // the pair tables are rebuilt for the next rows
     }
 }

@@ -340,17 +340,21 @@ pub fn random_x(batch: usize, k: usize, seed: u64) -> Vec<u16> {
         .collect()
 }
 
-/// Launch parameters: rows per warp and the k-chunk per block (a split of k when below k).
+/// Launch parameters: rows per warp, the k-chunk per block (a split of k when below k) and the
+/// blocks per SM per k-chunk (each block stages its activations once and loops over rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tiling {
-    /// Rows each warp computes.
+    /// Rows each warp computes at once.
     pub rows: usize,
     /// k per block (multiple of 64).
     pub kc: usize,
+    /// Blocks per SM (per k-chunk), at most; fewer when the rows run out.
+    pub per_sm: usize,
 }
 
 impl Tiling {
-    /// The variants the search measures for a shape: rows per warp 1, 2, 4; k split into the
+    /// The variants the search measures for a shape: rows per warp 1, 2, 4 (at most 32 rows x
+    /// batch columns of accumulators); k split into the
     /// fewest chunks whose activations fit in 96 KB of shared memory, and into 2x and 4x as many
     /// (more blocks for short outputs).
     pub fn candidates(k: usize, batch: usize) -> Vec<Tiling> {
@@ -364,15 +368,18 @@ impl Tiling {
                 continue;
             }
             last = kc;
-            for rows in [1, 2, 4] {
-                out.push(Tiling { rows, kc });
+            // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
+            for rows in [1, 2, 4].into_iter().filter(|r| r * batch <= 32) {
+                for per_sm in [1, 4] {
+                    out.push(Tiling { rows, kc, per_sm });
+                }
             }
         }
         out
     }
-    /// "r2/kc2048".
+    /// "r2/kc2048/s4".
     pub fn label(&self) -> String {
-        format!("r{}/kc{}", self.rows, self.kc)
+        format!("r{}/kc{}/s{}", self.rows, self.kc, self.per_sm)
     }
 }
 
@@ -433,7 +440,7 @@ impl Gemv {
 
     /// Dynamic shared memory for a tiling.
     pub fn smem_bytes(&self, t: Tiling) -> usize {
-        self.batch * t.kc * 2 + WARPS * self.format.pairs() * 4
+        self.batch * t.kc * 2 + WARPS * t.rows * self.format.pairs() * 4
     }
 
     /// Enqueues y = W x (zeroing y first when k is split).
@@ -471,7 +478,13 @@ impl Gemv {
         }
         let rows_per_block = WARPS * t.rows;
         let cfg = LaunchConfig {
-            grid_dim: (self.n.div_ceil(rows_per_block) as u32, splits as u32, 1),
+            grid_dim: (
+                self.n
+                    .div_ceil(rows_per_block)
+                    .min(gpu.info.sms as usize * t.per_sm.max(1)) as u32,
+                splits as u32,
+                1,
+            ),
             block_dim: ((WARPS * 32) as u32, 1, 1),
             shared_mem_bytes: smem as u32,
         };
