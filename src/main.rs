@@ -16,6 +16,7 @@ use dse::config::{self, Study};
 use dse::runner::{self, Progress, RunOptions, Shard};
 
 mod gpu;
+mod lowbit;
 mod modred;
 mod pcie;
 mod reram;
@@ -111,6 +112,11 @@ enum Command {
     Ring {
         #[command(subcommand)]
         cmd: ring::RingCmd,
+    },
+    /// Low-bit weights: quantizer accuracy on all-MiniLM-L6-v2's real weights.
+    Lowbit {
+        #[command(subcommand)]
+        cmd: lowbit::LowbitCmd,
     },
     /// PCIe links and TLP traces: the pcie-bench reference, bandwidth and latency curves,
     /// simulated scenarios with traces, trace validation, generation and fidelity.
@@ -271,6 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reram::run(cmd, &tech)?;
         }
         Command::Pcie { cmd } => return pcie::run(cmd),
+        Command::Lowbit { cmd } => return lowbit::run(cmd),
         Command::Rtl { cmd } => {
             rtl::run(cmd)?;
         }

@@ -1188,3 +1188,23 @@ fn pcie_traces_in_parquet_round_trip_validate_and_reject_bad_files() {
         "csv.parquet: not a Parquet file",
     );
 }
+
+#[test]
+fn lowbit_accuracy_names_missing_or_bad_weights() {
+    let d = tempfile::tempdir().unwrap();
+    fails_with(
+        &run_in(
+            d.path(),
+            &["lowbit", "accuracy", "--weights", "missing.safetensors"],
+        ),
+        "reading missing.safetensors (scripts/fetch_minilm.sh fetches the weights)",
+    );
+    write(d.path(), "bad.safetensors", "not a safetensors file");
+    fails_with(
+        &run_in(
+            d.path(),
+            &["lowbit", "accuracy", "--weights", "bad.safetensors"],
+        ),
+        "MiniLM weights",
+    );
+}

@@ -1,10 +1,10 @@
 // Low-bit weight GEMV / small-batch GEMM: y[b][n] = sum_k W[n][k] x[b][k], fp16 activations,
 // fp32 output. Weight formats (FMT):
 //   1 LUT2, 2 LUT3, 3 LUT4: clustered codes with a per-row table of 2^bits fp16 centroids
-//   4 INT8: per-row scale, q8 = (hu - 8) * 16 + lo, the high nibbles hu and low nibbles lo in
-//           two separate 4-bit planes
+//   4 INT8: per-row scale; the code c = q8 + 8 = (hu - 8) * 16 + lo, its high nibbles hu and
+//           low nibbles lo in two separate 4-bit planes (q8 in -119..=119)
 //   5 INT4: the high-nibble plane of the INT8 weights alone (nested: no second copy), value
-//           (hu - 8 + 0.5) * 16 * scale
+//           (hu - 8) * 16 * scale: q8 rounded to a multiple of 16
 //   6 FP16: plain fp16 rows (our own baseline)
 // Planes are row-major, 32-bit words along k:
 //   P2 (2-bit codes, 16 per word, code k at bits 2*(k%16));
@@ -108,7 +108,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     u16* xs = (u16*)smem;                                   // BATCH * kc fp16
     const u32* xw = (const u32*)smem;
     u32* pair = (u32*)(smem + BATCH * kc * 2);              // [WARPS][ROWS][PAIRS] fp16x2
-    __shared__ float xsum[BATCH];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int k0 = blockIdx.y * kc;
     const int klen = min(kc, k - k0);
@@ -131,18 +130,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             }
         }
     }
-    if (threadIdx.x < BATCH) xsum[threadIdx.x] = 0.0f;
     __syncthreads();
-#if FMT == 5
-    // Sum of x over the chunk (the +0.5 of the nested INT4 values).
-    for (int b = 0; b < BATCH; ++b) {
-        float sm = 0.0f;
-        for (int i = threadIdx.x; i < klen; i += WARPS * 32) sm += h2f(xs[b * klen + i]);
-        for (int o = 16; o; o >>= 1) sm += __shfl_xor_sync(0xffffffffu, sm, o);
-        if (lane == 0) atomicAdd(&xsum[b], sm);
-    }
-    __syncthreads();
-#endif
     for (int n0 = (blockIdx.x * WARPS + warp) * ROWS; n0 < n_rows; n0 += gridDim.x * WARPS * ROWS) {
     // Rows past the end repeat the last row; their results are not written.
     int rows[ROWS];
@@ -240,7 +228,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         u32 hw[ROWS][8];
 #if FMT == 4
         u32 lw[ROWS][8];
-        const u32 bias = 0x64806480u;   // 1152 = 1024 + 128 in both halves
+        const u32 bias = 0x64886488u;   // 1160 = 1024 + 128 + 8 in both halves
 #else
         const u32 bias = 0x64086408u;   // 1032 = 1024 + 8
 #endif
@@ -331,9 +319,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
 #pragma unroll
             for (int b = 0; b < BATCH; ++b) {
                 float v = acc[r][b];
-#if FMT == 5
-                v += 0.5f * xsum[b];
-#endif
                 v *= sc;
                 if (gridDim.y == 1) {
                     y[(size_t)b * n_rows + n] = v;

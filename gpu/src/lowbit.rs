@@ -188,7 +188,9 @@ impl Packed {
         })
     }
 
-    /// INT8 weights `q8` (row-major) with per-row `scales`, as INT8 or as the nested INT4.
+    /// INT8 weights `q8` in -119..=119 (row-major) with per-row `scales`, as INT8 or as the
+    /// nested INT4. The stored code is `q + 8`: its high nibble is `q` rounded to a multiple of
+    /// 16, the INT4 weight.
     pub fn nested(n: usize, k: usize, q8: &[i8], scales: &[f32], int4: bool) -> Result<Packed> {
         check_shape(n, k)?;
         if q8.len() != n * k || scales.len() != n {
@@ -201,8 +203,15 @@ impl Packed {
                 ),
             ));
         }
-        let hi = pack_bits(q8.iter().map(|&q| (((q as i32) >> 4) + 8) as u32), 4, n * k);
-        let lo = pack_bits(q8.iter().map(|&q| (q as i32 & 15) as u32), 4, n * k);
+        if let Some(q) = q8.iter().find(|q| **q > 119 || **q < -119) {
+            return Err(GpuError::unsupported(
+                "INT8 weight",
+                format!("{q}: nested INT8 values lie in -119..=119"),
+            ));
+        }
+        let code = |q: i8| q as i32 + 8;
+        let hi = pack_bits(q8.iter().map(|&q| ((code(q) >> 4) + 8) as u32), 4, n * k);
+        let lo = pack_bits(q8.iter().map(|&q| (code(q) & 15) as u32), 4, n * k);
         Ok(Packed {
             format: if int4 { Format::Int4 } else { Format::Int8 },
             n,
@@ -253,10 +262,10 @@ impl Packed {
                 f16(self.tables[(row << self.format.bits()) + code as usize])
             }
             Format::Int8 => {
-                let q = (field(&self.plane_a, 4) as i32 - 8) * 16 + field(&self.plane_b, 4) as i32;
-                q as f64 * self.scales[row] as f64
+                let c = (field(&self.plane_a, 4) as i32 - 8) * 16 + field(&self.plane_b, 4) as i32;
+                (c - 8) as f64 * self.scales[row] as f64
             }
-            Format::Int4 => (field(&self.plane_a, 4) as f64 - 7.5) * 16.0 * self.scales[row] as f64,
+            Format::Int4 => (field(&self.plane_a, 4) as f64 - 8.0) * 16.0 * self.scales[row] as f64,
             Format::Fp16 => {
                 let w = self.plane_a[i / 2];
                 f16(if i.is_multiple_of(2) {
@@ -314,7 +323,7 @@ pub fn random(format: Format, n: usize, k: usize, seed: u64) -> Result<Packed> {
             Packed::lut(n, k, bits, &codes, &tables)
         }
         Format::Int8 | Format::Int4 => {
-            let q8: Vec<i8> = (0..n * k).map(|_| rng.random::<i8>()).collect();
+            let q8: Vec<i8> = (0..n * k).map(|_| rng.random_range(-119i8..=119)).collect();
             let scales: Vec<f32> = (0..n).map(|_| rng.random_range(2e-4f32..8e-4)).collect();
             Packed::nested(n, k, &q8, &scales, format == Format::Int4)
         }
@@ -739,7 +748,7 @@ mod tests {
             }
         }
         let q8: Vec<i8> = (0..n * k)
-            .map(|i| (i as i32 * 37 % 256 - 128) as i8)
+            .map(|i| (i as i32 * 37 % 239 - 119) as i8)
             .collect();
         let s = [0.5f32, 0.25, 2.0];
         let w8 = Packed::nested(n, k, &q8, &s, false).unwrap();
@@ -750,11 +759,12 @@ mod tests {
             for c in 0..k {
                 let q = q8[r * k + c] as f64;
                 assert_eq!(w8.value(r, c), q * s[r] as f64);
-                // INT4: the bin of 16 INT8 steps holding q, at its centre.
+                // INT4: q rounded to a multiple of 16.
                 let v4 = w4.value(r, c) / s[r] as f64;
-                assert!((v4 - q).abs() <= 8.0 && (v4 - 8.0).rem_euclid(16.0) == 0.0);
+                assert!((v4 - q).abs() <= 8.0 && v4.rem_euclid(16.0) == 0.0);
             }
         }
+        assert!(Packed::nested(1, 64, &[120; 64], &[1.0], false).is_err());
         assert!(Packed::lut(2, 96, 3, &[0; 192], &[0.0; 16]).is_err());
         assert!(Packed::lut(2, 64, 5, &[0; 128], &[0.0; 64]).is_err());
         assert!(Packed::lut(1, 64, 2, &[4; 64], &[0.0; 4]).is_err());

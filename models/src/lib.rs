@@ -10,6 +10,7 @@
 use dse::Registry;
 
 pub mod attention;
+pub mod lowbit;
 pub mod modred;
 pub mod pcie;
 pub mod reram;
