@@ -15,7 +15,7 @@ use sim::pcie::engine::{simulate, trace_meta, TraceSink};
 use sim::pcie::generate::{fidelity, generate, TraceModel};
 use sim::pcie::link::{bench, Gen, LinkConfig};
 use sim::pcie::tlp::Tlp;
-use sim::pcie::trace::{read_all, TraceMeta, TraceReader, TraceWriter};
+use sim::pcie::trace::{TraceMeta, TraceReader, TraceWriter};
 use sim::pcie::validate::{Rule, Validator};
 
 use crate::reram::plot_curves;
@@ -133,17 +133,35 @@ fn create_new(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, f))
 }
 
-/// Reads a whole trace, CSV or Parquet; rows come with their line (CSV) or row (Parquet)
-/// number.
-fn read_trace(path: &Path) -> Result<(TraceMeta, Vec<(usize, Tlp)>)> {
+/// Streams a trace, CSV or Parquet: `start` gets its metadata and returns a state, `each`
+/// gets every row with its line (CSV) or row (Parquet) number.
+fn scan_trace<S>(
+    path: &Path,
+    start: impl FnOnce(&TraceMeta) -> Result<S>,
+    mut each: impl FnMut(&mut S, usize, &Tlp),
+) -> Result<S> {
     if is_parquet(path) {
         let trace = read_parquet(path)?;
-        let mut rows = Vec::new();
-        trace.rows(|r, t| rows.push((r, t)))?;
-        Ok((trace.meta, rows))
+        let mut s = start(&trace.meta)?;
+        trace.rows(|r, t| each(&mut s, r, &t))?;
+        Ok(s)
     } else {
-        Ok(read_all(open(path)?, &path.display().to_string())?)
+        let mut r = TraceReader::new(open(path)?, &path.display().to_string())?;
+        let mut s = start(&r.meta)?;
+        while let Some((line, t)) = r.next_row()? {
+            each(&mut s, line, &t);
+        }
+        Ok(s)
     }
+}
+
+/// Reads a whole trace, CSV or Parquet, with line (CSV) or row (Parquet) numbers.
+fn read_trace(path: &Path) -> Result<(TraceMeta, Vec<(usize, Tlp)>)> {
+    scan_trace(
+        path,
+        |m| Ok((*m, Vec::new())),
+        |(_, rows), line, t| rows.push((line, *t)),
+    )
 }
 
 /// A trace being written, CSV or Parquet by the path's extension.
@@ -327,19 +345,12 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
         }
         PcieCmd::Validate { trace, max } => {
             let t0 = Instant::now();
-            let report = if is_parquet(&trace) {
-                let pq = read_parquet(&trace)?;
-                let mut v = Validator::new(&pq.meta, max);
-                pq.rows(|row, t| v.check(row, &t))?;
-                v.finish()
-            } else {
-                let mut r = TraceReader::new(open(&trace)?, &trace.display().to_string())?;
-                let mut v = Validator::new(&r.meta, max);
-                while let Some((line, t)) = r.next_row()? {
-                    v.check(line, &t);
-                }
-                v.finish()
-            };
+            let report = scan_trace(
+                &trace,
+                |m| Ok(Validator::new(m, max)),
+                |v, line, t| v.check(line, t),
+            )?
+            .finish();
             let place = if is_parquet(&trace) { ": row " } else { ":" };
             for x in &report.violations {
                 println!(
@@ -443,12 +454,28 @@ pub fn run(cmd: PcieCmd) -> Result<ExitCode> {
             }
         }
         PcieCmd::Convert { input, output } => {
-            let (meta, rows) = read_trace(&input)?;
-            let mut w = TraceOut::create(&output, &meta)?;
-            for (_, t) in &rows {
-                w.row(t);
-            }
-            let n = w.finish()?;
+            // Streamed; a conversion that fails removes the file it started (nothing else is
+            // ever written there: create_new refuses existing files).
+            let mut created = false;
+            let n = scan_trace(
+                &input,
+                |m| {
+                    let w = TraceOut::create(&output, m)?;
+                    created = true;
+                    Ok(w)
+                },
+                |w, _, t| w.row(t),
+            )
+            .and_then(TraceOut::finish);
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    if created {
+                        let _ = std::fs::remove_file(&output);
+                    }
+                    return Err(e);
+                }
+            };
             println!(
                 "{n} rows from {} written to {}",
                 input.display(),

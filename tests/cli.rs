@@ -1182,6 +1182,20 @@ fn pcie_traces_in_parquet_round_trip_validate_and_reject_bad_files() {
     ParquetWriter::new(f).finish(&mut ok).unwrap();
     let o = run_in(d.path(), &["pcie", "validate", "plain.parquet"]);
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    // A conversion that meets a malformed row fails and leaves no half-written file.
+    let mut broken = lines.clone();
+    broken[at] = broken[at]
+        .replacen(",down,", ",sideways,", 1)
+        .replacen(",up,", ",sideways,", 1);
+    write(d.path(), "broken.csv", &(broken.join("\n") + "\n"));
+    fails_with(
+        &run_in(
+            d.path(),
+            &["pcie", "convert", "broken.csv", "broken.parquet"],
+        ),
+        "dir `sideways`",
+    );
+    assert!(!d.path().join("broken.parquet").exists());
     std::fs::copy(d.path().join("nic.csv"), d.path().join("csv.parquet")).unwrap();
     fails_with(
         &run_in(d.path(), &["pcie", "validate", "csv.parquet"]),

@@ -8,6 +8,7 @@
 use crate::device::Gpu;
 use crate::harness::{Harness, Timing, TimingConfig};
 use crate::kernels::Source;
+use crate::reference::ErrorStats;
 use crate::{GpuError, Result};
 use cudarc::driver::sys::CUfunction_attribute as FnAttr;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -285,27 +286,6 @@ impl Packed {
     }
 }
 
-/// y[b][n] = sum_k W[n][k] x[b][k] in fp64, `x` as fp16 bit patterns `[batch][k]`.
-pub fn reference(w: &Packed, x: &[u16], batch: usize) -> Vec<f64> {
-    let vals = w.values();
-    let xf: Vec<f64> = x
-        .iter()
-        .map(|&b| half::f16::from_bits(b).to_f64())
-        .collect();
-    let mut y = vec![0.0; batch * w.n];
-    for b in 0..batch {
-        let xb = &xf[b * w.k..(b + 1) * w.k];
-        for r in 0..w.n {
-            y[b * w.n + r] = vals[r * w.k..(r + 1) * w.k]
-                .iter()
-                .zip(xb)
-                .map(|(a, c)| a * c)
-                .sum();
-        }
-    }
-    y
-}
-
 /// Random weights of `format` (random codes and centroid tables, or INT8 values with scales
 /// of real-weight magnitude, or fp16 weights), for checks and timing.
 pub fn random(format: Format, n: usize, k: usize, seed: u64) -> Result<Packed> {
@@ -527,22 +507,13 @@ impl Gemv {
     }
 }
 
-/// Norm-relative error and largest absolute error of `got` against `want`.
+/// Norm-relative error (infinite when an output is not finite) and largest absolute error of
+/// `got` against `want`.
 pub fn errors(got: &[f32], want: &[f64]) -> (f64, f64) {
-    let mut num = 0.0;
-    let mut den = 0.0;
-    let mut max = 0.0f64;
-    for (g, w) in got.iter().zip(want) {
-        let d = if g.is_finite() {
-            *g as f64 - w
-        } else {
-            f64::INFINITY
-        };
-        num += d * d;
-        den += w * w;
-        max = max.max(d.abs());
-    }
-    ((num / den.max(f64::MIN_POSITIVE)).sqrt(), max)
+    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+    let mut e = ErrorStats::default();
+    e.add(&got, want);
+    (e.relative(), e.max_abs)
 }
 
 /// Runs the kernel once on fresh random inputs with a poisoned output and checks it against
@@ -637,7 +608,7 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
                 seed += 1;
                 let w = random(format, n, k, seed)?;
                 let x = random_x(batch, k, seed);
-                let want = reference_fast(&w, &x, batch);
+                let want = reference(&w, &x, batch);
                 let mut g = Gemv::new(gpu, &w, &x, batch)?;
                 let bytes = format.weight_bytes(n, k) + batch * (k * 2 + n * 4);
                 let mut rows: Vec<(Tiling, Timing, f64, f64)> = Vec::new();
@@ -701,8 +672,9 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
     Ok(csv)
 }
 
-/// [`reference`] with the rows spread over threads (bench shapes have up to 235M weights).
-pub fn reference_fast(w: &Packed, x: &[u16], batch: usize) -> Vec<f64> {
+/// y[b][n] = sum_k W[n][k] x[b][k] in fp64 over the packed values, `x` as fp16 bit patterns
+/// `[batch][k]`; rows spread over threads (bench shapes have up to 235M weights).
+pub fn reference(w: &Packed, x: &[u16], batch: usize) -> Vec<f64> {
     use rayon::prelude::*;
     let xf: Vec<f64> = x
         .iter()

@@ -342,10 +342,8 @@ pub fn weights_path() -> std::path::PathBuf {
         })
 }
 
-/// Cosine similarity.
+/// Cosine similarity of two f32 vectors (in f64).
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb).max(f64::MIN_POSITIVE)
+    let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
+    gpu::reference::cosine(&wide(a), &wide(b))
 }

@@ -93,6 +93,10 @@ pub struct Accuracy {
     pub layer_err: Vec<f64>,
 }
 
+fn wide(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
 /// Runs the fp32 model on `calib` (for the smoothing statistics) and every quantizer on `eval`.
 pub fn accuracy(
     model: &MiniLm,
@@ -148,15 +152,7 @@ pub fn accuracy(
                 .map(|l| {
                     out.iter()
                         .zip(&base)
-                        .map(|(a, b)| {
-                            let num: f64 = a.layers[l]
-                                .iter()
-                                .zip(&b.layers[l])
-                                .map(|(x, y)| ((x - y) as f64).powi(2))
-                                .sum();
-                            let den: f64 = b.layers[l].iter().map(|y| (*y as f64).powi(2)).sum();
-                            (num / den).sqrt()
-                        })
+                        .map(|(a, b)| gpu::lowbit::errors(&a.layers[l], &wide(&b.layers[l])).0)
                         .sum::<f64>()
                         / eval.len() as f64
                 })
