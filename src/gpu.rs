@@ -10,14 +10,15 @@ use models::attention::latency;
 /// GPU commands.
 #[derive(Subcommand)]
 pub enum GpuCmd {
-    /// Compare a new gpubench run with the committed baseline; exit 1 when any measurement is
-    /// slower by more than the threshold.
+    /// Compare a new gpubench or lowbitbench run with the committed baseline; exit 1 when any
+    /// measurement is slower by more than the threshold.
     Regress {
-        /// The new run's CSV (from gpubench).
+        /// The new run's CSV (from gpubench or lowbitbench, told apart by the header).
         new: PathBuf,
-        /// Baseline CSV.
-        #[arg(long, default_value = "results/gpu/h100/ours.csv")]
-        baseline: PathBuf,
+        /// Baseline CSV (default: results/gpu/h100/ours.csv for gpubench runs,
+        /// results/gpu/lowbit_h100/ours.csv for lowbitbench runs).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// Relative slowdown that counts as a regression.
         #[arg(long, default_value_t = 0.10)]
         threshold: f64,
@@ -58,9 +59,26 @@ pub fn run(cmd: GpuCmd) -> Result<()> {
             if !(threshold > 0.0 && threshold.is_finite()) {
                 anyhow::bail!("--threshold {threshold}: must be a positive fraction such as 0.10");
             }
-            let b = gpu::results::read(&read(&baseline)?, &baseline.display().to_string())?;
-            let n = gpu::results::read(&read(&new)?, &new.display().to_string())?;
-            let rep = gpu::results::regress(&b, &n, threshold)?;
+            let text = read(&new)?;
+            let lowbit = text.starts_with("format,");
+            let baseline = baseline.unwrap_or_else(|| {
+                PathBuf::from(if lowbit {
+                    "results/gpu/lowbit_h100/ours.csv"
+                } else {
+                    "results/gpu/h100/ours.csv"
+                })
+            });
+            let (bname, nname) = (baseline.display().to_string(), new.display().to_string());
+            let btext = read(&baseline)?;
+            let rep = if lowbit {
+                let b = gpu::lowbit::read_results(&btext, &bname)?;
+                let n = gpu::lowbit::read_results(&text, &nname)?;
+                gpu::results::regress(&b, &n, threshold)?
+            } else {
+                let b = gpu::results::read(&btext, &bname)?;
+                let n = gpu::results::read(&text, &nname)?;
+                gpu::results::regress(&b, &n, threshold)?
+            };
             println!(
                 "compared {} measurements: geometric-mean time ratio new/baseline {:.3}",
                 rep.compared, rep.geomean_ratio

@@ -64,7 +64,7 @@ fn list_shows_models_and_their_parameters() {
     );
     fails_with(
         &run_in(d.path(), &["list", "nope"]),
-        "unknown model 'nope'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3",
+        "unknown model 'nope'; valid models: attention.masked, dtlz2, gemv.lowbit, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, precision.switch, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3",
     );
 }
 
@@ -137,6 +137,9 @@ fn validate_accepts_the_shipped_configs() {
         "reram_inv",
         "reram_kfac",
         "pcie_dma",
+        "lowbit_gemv",
+        "lowbit_formats",
+        "lowbit_switch",
     ] {
         let o = run_in(d.path(), &["validate", &repo(&format!("configs/{c}.toml"))]);
         let (out, err) = text(&o);
@@ -154,7 +157,7 @@ fn bad_input_exits_2_with_a_located_message() {
     let base = "name = \"b\"\nmodel = \"zdt1\"\n[strategy]\nkind = \"random\"\nbudget = 10\n[objectives]\nminimize = [\"f1\", \"f2\"]\n";
     let cases: Vec<(String, &str)> = vec![
         ("name = \"b\"\nmodel = \"zdt1\n".into(), "bad.toml:2:"),
-        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3"),
+        (base.replace("zdt1", "zdt7"), "unknown model 'zdt7'; valid models: attention.masked, dtlz2, gemv.lowbit, kvcache.pq, modred.barrett, modred.lut, modred.montgomery, pcie.dma, precision.switch, reram.inv, reram.kfac, ring.attention, trivial, zdt1, zdt2, zdt3"),
         (base.replace("[strategy]", "[parameters]\nx99 = 1.0\n[strategy]"), "unknown parameter 'x99' of model 'zdt1'; valid parameters: x1, x2,"),
         (base.replace("\"f2\"]", "\"f9\"]"), "unknown metric 'f9' of model 'zdt1'; valid metrics: f1, f2"),
         (base.replace("\"random\"", "\"bayes\""), "unknown strategy 'bayes'; valid strategies: grid, random, lhs, sobol, nsga2, nsga3, smsemoa"),
@@ -804,6 +807,35 @@ fn gpu_regress_flags_slowdowns_and_rejects_bad_files() {
         ),
         "missing.csv",
     );
+    // lowbitbench runs are told apart by their header and compared row by row too.
+    let lb = repo("results/gpu/lowbit_h100/ours.csv");
+    let lb_text = std::fs::read_to_string(&lb).unwrap();
+    let slow = lb_text.replacen(",true,11.584,", ",true,14.584,", 1);
+    assert_ne!(slow, lb_text);
+    let slow = write(dir.path(), "lowbit_slow.csv", &slow);
+    let o = run_in(
+        dir.path(),
+        &["gpu", "regress", slow.to_str().unwrap(), "--baseline", &lb],
+    );
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("SLOWER") && out.contains("lowbit lut2 4096x4096 batch 1 r2/kc4096/s4"),
+        "{out}"
+    );
+    fails_with(
+        &run_in(
+            dir.path(),
+            &[
+                "gpu",
+                "regress",
+                slow.to_str().unwrap(),
+                "--baseline",
+                &base,
+            ],
+        ),
+        "missing column",
+    );
 }
 
 #[test]
@@ -1220,5 +1252,33 @@ fn lowbit_accuracy_names_missing_or_bad_weights() {
             &["lowbit", "accuracy", "--weights", "bad.safetensors"],
         ),
         "MiniLM weights",
+    );
+}
+
+#[test]
+fn lowbit_commands_reject_bad_arguments_before_working() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    fails_with(
+        &run_in(p, &["lowbit", "switch", "--context", "0"]),
+        "--context 0",
+    );
+    let o = run_in(p, &["lowbit", "switch", "--decoder", "gpt-5"]);
+    let (_, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err.contains("llama-7b") && err.contains("llama-70b"),
+        "{err}"
+    );
+    // Existing outputs are refused before the study runs, and left as they were.
+    let csv = write(p, "acc.csv", "mine");
+    fails_with(
+        &run_in(p, &["lowbit", "accuracy", "--csv", csv.to_str().unwrap()]),
+        "never overwritten",
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "mine");
+    fails_with(
+        &run_in(p, &["lowbit", "switch", "--weights", "missing.safetensors"]),
+        "missing.safetensors",
     );
 }

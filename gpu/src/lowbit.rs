@@ -672,6 +672,143 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
     Ok(csv)
 }
 
+/// One row of a `lowbitbench` CSV file (the fields models and regression checks use).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowbitRow {
+    /// Weight format.
+    pub format: Format,
+    /// Inputs.
+    pub k: usize,
+    /// Outputs.
+    pub n: usize,
+    /// Batch.
+    pub batch: usize,
+    /// Tiling label.
+    pub variant: String,
+    /// Whether it was the fastest tiling of its (format, shape, batch).
+    pub selected: bool,
+    /// Median time, µs.
+    pub median_us: f64,
+    /// Weight, table and scale bytes.
+    pub weight_bytes: usize,
+    /// Measured copy bandwidth of the run, GB/s.
+    pub copy_gbytes_per_s: f64,
+    /// Norm-relative error against fp64.
+    pub rel_err: f64,
+    /// Device description (name, then clocks and driver in parentheses).
+    pub device: String,
+}
+
+impl crate::results::Timed for LowbitRow {
+    fn key(&self) -> String {
+        format!(
+            "lowbit {} {}x{} batch {} {}",
+            self.format.name(),
+            self.k,
+            self.n,
+            self.batch,
+            self.variant
+        )
+    }
+    fn median_us(&self) -> f64 {
+        self.median_us
+    }
+    /// The device name alone: clocks, power and temperature change from run to run.
+    fn device(&self) -> &str {
+        self.device
+            .split(" (")
+            .next()
+            .unwrap_or(&self.device)
+            .trim()
+    }
+}
+
+impl Format {
+    /// The format named `name` (as in configs and CSV files).
+    pub fn parse(name: &str) -> Result<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                GpuError::Config(format!(
+                    "format {name:?}; choose one of {}",
+                    Format::ALL.map(Format::name).join(", ")
+                ))
+            })
+    }
+}
+
+/// Parses a `lowbitbench` CSV file; `path` names it in errors (with the line and column).
+pub fn read_results(text: &str, path: &str) -> Result<Vec<LowbitRow>> {
+    let t = crate::results::CsvTable::parse(text, path)?;
+    let i = t.columns([
+        "format",
+        "k",
+        "n",
+        "batch",
+        "variant",
+        "selected",
+        "median_us",
+        "weight_bytes",
+        "copy_gbytes_per_s",
+        "rel_err",
+        "device",
+    ])?;
+    t.rows()
+        .map(|r| {
+            Ok(LowbitRow {
+                format: Format::parse(r.get(i[0])?)
+                    .map_err(|e| GpuError::Config(format!("{path}: {e}")))?,
+                k: r.int(i[1])?,
+                n: r.int(i[2])?,
+                batch: r.int(i[3])?,
+                variant: r.get(i[4])?.into(),
+                selected: r.flag(i[5])?,
+                median_us: r.num(i[6])?,
+                weight_bytes: r.int(i[7])?,
+                copy_gbytes_per_s: r.num(i[8])?,
+                rel_err: r.num(i[9])?,
+                device: r.get(i[10])?.into(),
+            })
+        })
+        .collect()
+}
+
+/// One row of the peers' CSV file (`scripts/lowbit_peers.py run`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRow {
+    /// `cublas_fp16` or `torch_int_mm`.
+    pub peer: String,
+    /// Inputs.
+    pub k: usize,
+    /// Outputs.
+    pub n: usize,
+    /// Batch asked for.
+    pub batch: usize,
+    /// Rows the peer actually ran (int_mm pads small batches).
+    pub rows_run: usize,
+    /// Median time, µs.
+    pub median_us: f64,
+}
+
+/// Parses the peers' CSV file.
+pub fn read_peers(text: &str, path: &str) -> Result<Vec<PeerRow>> {
+    let t = crate::results::CsvTable::parse(text, path)?;
+    let i = t.columns(["peer", "k", "n", "batch", "rows_run", "median_us"])?;
+    t.rows()
+        .map(|r| {
+            Ok(PeerRow {
+                peer: r.get(i[0])?.into(),
+                k: r.int(i[1])?,
+                n: r.int(i[2])?,
+                batch: r.int(i[3])?,
+                rows_run: r.int(i[4])?,
+                median_us: r.num(i[5])?,
+            })
+        })
+        .collect()
+}
+
 /// y[b][n] = sum_k W[n][k] x[b][k] in fp64 over the packed values, `x` as fp16 bit patterns
 /// `[batch][k]`; rows spread over threads (bench shapes have up to 235M weights).
 pub fn reference(w: &Packed, x: &[u16], batch: usize) -> Vec<f64> {
@@ -773,5 +910,43 @@ mod tests {
             LowbitConfig::parse("shapes=[[4096,4096]]\nbatches=[1]\nformats=[\"lut5\"]", "x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn committed_results_read_back_and_compare_across_runs() {
+        use crate::results::{regress, Timed};
+        let rows = read_results(
+            include_str!("../../results/gpu/lowbit_h100/ours.csv"),
+            "ours.csv",
+        )
+        .unwrap();
+        assert!(rows.len() > 500);
+        // One selected tiling per (format, shape, batch).
+        let sel = rows.iter().filter(|r| r.selected).count();
+        assert_eq!(sel, 6 * 4 * 3);
+        assert_eq!(rows[0].device(), "NVIDIA H100 80GB HBM3");
+        let mut slower = rows.clone();
+        slower[3].median_us *= 1.2;
+        slower[3].device = slower[3].device.replace("35;", "41;");
+        let rep = regress(&rows, &slower, 0.1).unwrap();
+        assert_eq!((rep.compared, rep.slower.len()), (rows.len(), 1));
+        assert!(rep.slower[0]
+            .key
+            .starts_with("lowbit lut2 4096x4096 batch 1"));
+        let peers = read_peers(
+            include_str!("../../results/gpu/lowbit_h100/peers.csv"),
+            "peers.csv",
+        )
+        .unwrap();
+        assert_eq!(peers.iter().filter(|p| p.peer == "cublas_fp16").count(), 12);
+        let bad = "format,k,n,batch,variant,selected,median_us,weight_bytes,copy_gbytes_per_s,rel_err,device\nlut9,1,1,1,x,true,1,1,1,0,d\n";
+        let e = read_results(bad, "b.csv").unwrap_err().to_string();
+        assert!(
+            e.contains("b.csv") && e.contains("lut9") && e.contains("int8"),
+            "{e}"
+        );
+        let bad = bad.replace("lut9", "lut2").replace(",true,", ",yes,");
+        let e = read_results(&bad, "b.csv").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("selected"), "{e}");
     }
 }

@@ -58,19 +58,99 @@ fn split_csv(line: &str) -> Vec<String> {
     out
 }
 
+/// A CSV file read for its named columns; every error names the file, the line and the column.
+pub(crate) struct CsvTable<'a> {
+    path: &'a str,
+    cols: Vec<String>,
+    rows: Vec<(usize, Vec<String>)>,
+}
+
+impl<'a> CsvTable<'a> {
+    /// Splits `text` into a header and non-empty rows.
+    pub(crate) fn parse(text: &str, path: &'a str) -> Result<Self> {
+        let mut lines = text.lines().enumerate();
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| GpuError::Config(format!("{path}: empty file")))?;
+        Ok(CsvTable {
+            path,
+            cols: split_csv(header),
+            rows: lines
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(n, l)| (n + 1, split_csv(l)))
+                .collect(),
+        })
+    }
+    /// Index of each named column.
+    pub(crate) fn columns<const N: usize>(&self, names: [&str; N]) -> Result<[usize; N]> {
+        let mut out = [0usize; N];
+        for (o, name) in out.iter_mut().zip(names) {
+            *o = self.cols.iter().position(|c| c == name).ok_or_else(|| {
+                GpuError::Config(format!("{}: line 1: missing column {name:?}", self.path))
+            })?;
+        }
+        Ok(out)
+    }
+    /// The rows with their line numbers.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(move |(line, f)| Row {
+            table: self,
+            line: *line,
+            f,
+        })
+    }
+}
+
+/// One row of a [`CsvTable`].
+pub(crate) struct Row<'a> {
+    table: &'a CsvTable<'a>,
+    line: usize,
+    f: &'a [String],
+}
+
+impl Row<'_> {
+    /// Field of column index `c`.
+    pub(crate) fn get(&self, c: usize) -> Result<&str> {
+        self.f.get(c).map(String::as_str).ok_or_else(|| {
+            GpuError::Config(format!(
+                "{}: line {}: too few fields",
+                self.table.path, self.line
+            ))
+        })
+    }
+    fn bad(&self, c: usize, s: &str, what: &str) -> GpuError {
+        GpuError::Config(format!(
+            "{}: line {}, column {:?}: {s:?} is not {what}",
+            self.table.path, self.line, self.table.cols[c]
+        ))
+    }
+    /// A number (NaN and infinities accepted).
+    pub(crate) fn num(&self, c: usize) -> Result<f64> {
+        let s = self.get(c)?;
+        match s {
+            "NaN" | "nan" | "inf" | "-inf" => Ok(s.parse::<f64>().unwrap_or(f64::NAN)),
+            _ => s.parse::<f64>().map_err(|_| self.bad(c, s, "a number")),
+        }
+    }
+    /// A count.
+    pub(crate) fn int(&self, c: usize) -> Result<usize> {
+        let s = self.get(c)?;
+        s.parse::<usize>().map_err(|_| self.bad(c, s, "a count"))
+    }
+    /// `true` or `false`.
+    pub(crate) fn flag(&self, c: usize) -> Result<bool> {
+        match self.get(c)? {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            s => Err(self.bad(c, s, "true or false")),
+        }
+    }
+}
+
 /// Parses a `gpubench` CSV file; `path` names it in errors (with the line and column).
 pub fn read(text: &str, path: &str) -> Result<Vec<Measured>> {
-    let mut lines = text.lines().enumerate();
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| GpuError::Config(format!("{path}: empty file")))?;
-    let cols = split_csv(header);
-    let col = |name: &str| {
-        cols.iter()
-            .position(|c| c == name)
-            .ok_or_else(|| GpuError::Config(format!("{path}: line 1: missing column {name:?}")))
-    };
-    let idx = [
+    let t = CsvTable::parse(text, path)?;
+    let i = t.columns([
         "kind",
         "case",
         "mask",
@@ -88,62 +168,54 @@ pub fn read(text: &str, path: &str) -> Result<Vec<Measured>> {
         "gbytes_per_s",
         "rel_err",
         "device",
-    ]
-    .map(col);
-    let mut i = [0usize; 17];
-    for (k, r) in idx.into_iter().enumerate() {
-        i[k] = r?;
-    }
-    let mut out = Vec::new();
-    for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f = split_csv(line);
-        let get = |k: usize| -> Result<&str> {
-            f.get(i[k])
-                .map(String::as_str)
-                .ok_or_else(|| GpuError::Config(format!("{path}: line {}: too few fields", n + 1)))
-        };
-        let num = |k: usize| -> Result<f64> {
-            let s = get(k)?;
-            match s {
-                "NaN" | "nan" | "inf" | "-inf" => Ok(s.parse::<f64>().unwrap_or(f64::NAN)),
-                _ => s.parse::<f64>().map_err(|_| {
-                    GpuError::Config(format!(
-                        "{path}: line {}, column {:?}: {s:?} is not a number",
-                        n + 1,
-                        cols[i[k]]
-                    ))
-                }),
-            }
-        };
-        let int = |k: usize| -> Result<usize> {
-            let s = get(k)?;
-            s.parse::<usize>().map_err(|_| {
-                GpuError::Config(format!(
-                    "{path}: line {}, column {:?}: {s:?} is not a count",
-                    n + 1,
-                    cols[i[k]]
-                ))
+    ])?;
+    t.rows()
+        .map(|r| {
+            Ok(Measured {
+                kind: r.get(i[0])?.into(),
+                case: r.get(i[1])?.into(),
+                mask: r.get(i[2])?.into(),
+                dtype: r.get(i[3])?.into(),
+                shape: [
+                    r.int(i[4])?,
+                    r.int(i[5])?,
+                    r.int(i[6])?,
+                    r.int(i[7])?,
+                    r.int(i[8])?,
+                    r.int(i[9])?,
+                ],
+                variant: r.get(i[10])?.into(),
+                selected: r.get(i[11])? == "true",
+                median_us: r.num(i[12])?,
+                useful_tflops: r.num(i[13])?,
+                gbytes_per_s: r.num(i[14])?,
+                rel_err: r.num(i[15])?,
+                device: r.get(i[16])?.into(),
             })
-        };
-        out.push(Measured {
-            kind: get(0)?.into(),
-            case: get(1)?.into(),
-            mask: get(2)?.into(),
-            dtype: get(3)?.into(),
-            shape: [int(4)?, int(5)?, int(6)?, int(7)?, int(8)?, int(9)?],
-            variant: get(10)?.into(),
-            selected: get(11)? == "true",
-            median_us: num(12)?,
-            useful_tflops: num(13)?,
-            gbytes_per_s: num(14)?,
-            rel_err: num(15)?,
-            device: get(16)?.into(),
-        });
+        })
+        .collect()
+}
+
+/// A timed measurement that regression checks can compare across runs.
+pub trait Timed {
+    /// The measurement's identity across runs.
+    fn key(&self) -> String;
+    /// Median time, µs.
+    fn median_us(&self) -> f64;
+    /// The device it was measured on.
+    fn device(&self) -> &str;
+}
+
+impl Timed for Measured {
+    fn key(&self) -> String {
+        Measured::key(self)
     }
-    Ok(out)
+    fn median_us(&self) -> f64 {
+        self.median_us
+    }
+    fn device(&self) -> &str {
+        &self.device
+    }
 }
 
 /// A measurement that got slower than its baseline.
@@ -180,12 +252,12 @@ pub struct RegressReport {
 /// Compares `new` with `baseline` row by row (same kind, case, mask, dtype, shape and variant):
 /// a row regresses when its median grew by more than `threshold` (0.10 = 10%). Runs on
 /// different devices are refused.
-pub fn regress(baseline: &[Measured], new: &[Measured], threshold: f64) -> Result<RegressReport> {
+pub fn regress<T: Timed>(baseline: &[T], new: &[T], threshold: f64) -> Result<RegressReport> {
     if let (Some(a), Some(b)) = (baseline.first(), new.first()) {
-        if a.device != b.device {
+        if a.device() != b.device() {
             return Err(GpuError::Config(format!(
                 "baseline measured on {:?}, new run on {:?}: timings only compare on the same device",
-                a.device, b.device
+                a.device(), b.device()
             )));
         }
     }
@@ -196,12 +268,12 @@ pub fn regress(baseline: &[Measured], new: &[Measured], threshold: f64) -> Resul
             None => rep.missing.push(b.key()),
             Some(n) => {
                 rep.compared += 1;
-                log_sum += (n.median_us / b.median_us).ln();
-                if n.median_us > b.median_us * (1.0 + threshold) {
+                log_sum += (n.median_us() / b.median_us()).ln();
+                if n.median_us() > b.median_us() * (1.0 + threshold) {
                     rep.slower.push(Regression {
                         key: b.key(),
-                        baseline_us: b.median_us,
-                        new_us: n.median_us,
+                        baseline_us: b.median_us(),
+                        new_us: n.median_us(),
                     });
                 }
             }

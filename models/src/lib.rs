@@ -27,6 +27,7 @@ pub fn registry_with(tech: &sim::reram::tech::Technology) -> Registry {
     for m in modred::all()
         .into_iter()
         .chain(attention::all())
+        .chain(lowbit::design::all())
         .chain(ring::all())
         .chain(pcie::all())
         .chain(reram::all_with(tech))
@@ -56,6 +57,8 @@ mod tests {
             "pcie.dma",
             "reram.inv",
             "reram.kfac",
+            "gemv.lowbit",
+            "precision.switch",
         ] {
             assert!(r.get(name).is_some(), "{name} missing");
         }

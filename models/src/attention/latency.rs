@@ -184,7 +184,7 @@ pub fn points(rows: &[Measured], bench: &BenchConfig) -> Result<Vec<CalibrationP
 
 /// Least squares of `y ≈ A c` in relative terms (each row weighted by 1/y): normal equations
 /// solved by Gaussian elimination with partial pivoting (the systems are 2x2 or 3x3).
-fn lstsq(a: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
+pub(crate) fn lstsq(a: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
     let n = a[0].len();
     let mut m = vec![vec![0.0; n + 1]; n];
     for (row, &yy) in a.iter().zip(y) {

@@ -37,12 +37,18 @@ pub struct Linear {
 }
 
 impl Linear {
-    fn apply(&self, x: &[f32], tokens: usize) -> Vec<f32> {
+    /// `x W^T + b` for `tokens` rows of `x`; a token whose `alt_rows` flag is set uses `alt`'s
+    /// weights instead (same shape and bias).
+    fn apply(&self, x: &[f32], tokens: usize, alt: Option<(&Linear, &[bool])>) -> Vec<f32> {
         let mut y = vec![0.0f32; tokens * self.out];
         for t in 0..tokens {
             let xt = &x[t * self.inp..(t + 1) * self.inp];
+            let w = match alt {
+                Some((a, flags)) if flags[t] => &a.w,
+                _ => &self.w,
+            };
             for o in 0..self.out {
-                let row = &self.w[o * self.inp..(o + 1) * self.inp];
+                let row = &w[o * self.inp..(o + 1) * self.inp];
                 y[t * self.out + o] =
                     self.b[o] + row.iter().zip(xt).map(|(a, b)| a * b).sum::<f32>();
             }
@@ -93,7 +99,17 @@ pub struct Forward {
     pub embedding: Vec<f32>,
     /// Largest |input| of each linear layer's input columns (calibration).
     pub absmax: Vec<[Vec<f32>; 6]>,
+    /// Per encoder layer and token: the entropy of the token's attention distribution, mean
+    /// over heads, over ln(tokens) (0: attends to one token; 1: uniform).
+    pub entropy: Vec<Vec<f32>>,
+    /// Per encoder layer and token: whether the token ran on the alternative weights.
+    pub alt: Vec<Vec<bool>>,
 }
+
+/// Chooses, per encoder layer, which tokens run on the alternative weights: called with the
+/// layer, the number of tokens and the previous layer's attention entropies of the tokens
+/// (`None` for the first); returns one flag per token.
+pub type Chooser<'a> = &'a (dyn Fn(usize, usize, Option<&[f32]>) -> Vec<bool> + Sync);
 
 impl MiniLm {
     /// Loads the weights from the model's `model.safetensors`.
@@ -162,6 +178,12 @@ impl MiniLm {
 
     /// Runs one sentence (token ids with [CLS] and [SEP]).
     pub fn forward(&self, ids: &[u32]) -> Forward {
+        self.forward_switched(ids, None)
+    }
+
+    /// Runs one sentence where, in each encoder layer, the tokens `choose` picks run all six
+    /// linear layers on `alt`'s weights (per token and layer precision switching).
+    pub fn forward_switched(&self, ids: &[u32], alt: Option<(&MiniLm, Chooser)>) -> Forward {
         let (d, t) = (self.hidden, ids.len());
         let mut x = vec![0.0f32; t * d];
         for (i, &id) in ids.iter().enumerate() {
@@ -182,11 +204,23 @@ impl MiniLm {
             m
         };
         let hd = d / HEADS;
-        for (lin, norm) in self.linears.iter().zip(&self.norms) {
+        let mut entropy: Vec<Vec<f32>> = Vec::new();
+        let mut alts = Vec::new();
+        let log_t = (t as f32).ln().max(f32::MIN_POSITIVE);
+        for (l, (lin, norm)) in self.linears.iter().zip(&self.norms).enumerate() {
+            let flags = match &alt {
+                Some((_, choose)) => choose(l, t, entropy.last().map(Vec::as_slice)),
+                None => vec![false; t],
+            };
+            let sw = |i: usize| {
+                alt.as_ref()
+                    .map(|(m, _)| (&m.linears[l][i], flags.as_slice()))
+            };
             let m_in = colmax(&x, d);
-            let q = lin[0].apply(&x, t);
-            let k = lin[1].apply(&x, t);
-            let v = lin[2].apply(&x, t);
+            let q = lin[0].apply(&x, t, sw(0));
+            let k = lin[1].apply(&x, t, sw(1));
+            let v = lin[2].apply(&x, t, sw(2));
+            let mut ent = vec![0.0f32; t];
             let mut a = vec![0.0f32; t * d];
             let scale = 1.0 / (hd as f32).sqrt();
             for h in 0..HEADS {
@@ -203,6 +237,9 @@ impl MiniLm {
                     let z: f32 = e.iter().sum();
                     for j in 0..t {
                         let p = e[j] / z;
+                        if p > 0.0 {
+                            ent[i] -= p * p.ln() / (log_t * HEADS as f32);
+                        }
                         for c in 0..hd {
                             a[i * d + h * hd + c] += p * v[j * d + h * hd + c];
                         }
@@ -210,24 +247,26 @@ impl MiniLm {
                 }
             }
             let m_attn = colmax(&a, d);
-            let o = lin[3].apply(&a, t);
+            let o = lin[3].apply(&a, t, sw(3));
             for (xi, oi) in x.iter_mut().zip(&o) {
                 *xi += oi;
             }
             norm[0].apply(&mut x);
             let m_mid = colmax(&x, d);
-            let mut hmid = lin[4].apply(&x, t);
+            let mut hmid = lin[4].apply(&x, t, sw(4));
             for v in hmid.iter_mut() {
                 *v = 0.5 * *v * (1.0 + erf(*v / std::f32::consts::SQRT_2));
             }
             let m_h = colmax(&hmid, lin[4].out);
-            let o = lin[5].apply(&hmid, t);
+            let o = lin[5].apply(&hmid, t, sw(5));
             for (xi, oi) in x.iter_mut().zip(&o) {
                 *xi += oi;
             }
             norm[1].apply(&mut x);
             absmax.push([m_in.clone(), m_in.clone(), m_in, m_attn, m_mid, m_h]);
             layers.push(x.clone());
+            entropy.push(ent);
+            alts.push(flags);
         }
         let mut e = vec![0.0f32; d];
         for row in x.chunks(d) {
@@ -241,6 +280,8 @@ impl MiniLm {
             layers,
             embedding: e,
             absmax,
+            entropy,
+            alt: alts,
         }
     }
 

@@ -1,8 +1,11 @@
 //! Low-bit weights: quantizers ([`quant`]), all-MiniLM-L6-v2 in Rust ([`minilm`]) and the
 //! accuracy of each quantizer and bit width on its real weights and real sentences.
 
+pub mod design;
+pub mod latency;
 pub mod minilm;
 pub mod quant;
+pub mod switch;
 
 use minilm::{cosine, MiniLm};
 use rayon::prelude::*;
@@ -10,11 +13,11 @@ use rayon::prelude::*;
 /// A way to quantize every linear layer's weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quantizer {
-    /// Per-group asymmetric round-to-nearest.
+    /// Per-group asymmetric round-to-nearest (`group` 0: per output channel).
     Uniform {
         /// Bits.
         bits: u32,
-        /// Group size along the input dimension.
+        /// Group size along the input dimension; 0: a whole row.
         group: usize,
     },
     /// k-means per group (`group` 0: per output channel).
@@ -28,12 +31,15 @@ pub enum Quantizer {
     Int8,
     /// INT4 nested in the INT8 weights' high nibbles.
     Int4,
+    /// fp16 weights (rounded to nearest).
+    Fp16,
 }
 
 impl Quantizer {
     /// "uniform 3-bit g128", "clustered 3-bit per channel", ...
     pub fn label(&self) -> String {
         match *self {
+            Quantizer::Uniform { bits, group: 0 } => format!("uniform {bits}-bit per channel"),
             Quantizer::Uniform { bits, group } => format!("uniform {bits}-bit g{group}"),
             Quantizer::Clustered { bits, group: 0 } => {
                 format!("clustered {bits}-bit per channel")
@@ -41,26 +47,32 @@ impl Quantizer {
             Quantizer::Clustered { bits, group } => format!("clustered {bits}-bit g{group}"),
             Quantizer::Int8 => "INT8 per channel".into(),
             Quantizer::Int4 => "INT4 nested in INT8".into(),
+            Quantizer::Fp16 => "fp16".into(),
         }
     }
 
     /// Bits per weight stored, counting scales, zeros and tables (fp16) for a row of `k`.
     pub fn bits_per_weight(&self, k: usize) -> f64 {
         match *self {
-            Quantizer::Uniform { bits, group } => bits as f64 + 32.0 / group as f64,
+            Quantizer::Uniform { bits, group } => {
+                bits as f64 + 32.0 / if group == 0 { k } else { group } as f64
+            }
             Quantizer::Clustered { bits, group } => {
                 let g = if group == 0 { k } else { group };
                 bits as f64 + 16.0 * (1u32 << bits) as f64 / g as f64
             }
             Quantizer::Int8 => 8.0 + 32.0 / k as f64,
             Quantizer::Int4 => 4.0 + 32.0 / k as f64,
+            Quantizer::Fp16 => 16.0,
         }
     }
 
     /// The dequantized weights of one linear layer.
     pub fn apply(&self, w: &[f32], k: usize) -> Vec<f32> {
         match *self {
-            Quantizer::Uniform { bits, group } => quant::uniform(w, k, bits, group),
+            Quantizer::Uniform { bits, group } => {
+                quant::uniform(w, k, bits, if group == 0 { k } else { group })
+            }
             Quantizer::Clustered { bits, group } => {
                 quant::clustered(w, k, bits, if group == 0 { k } else { group })
             }
@@ -72,6 +84,7 @@ impl Quantizer {
                 let (q, s) = quant::int8_rows(w, k);
                 quant::int4_values(&q, &s, k)
             }
+            Quantizer::Fp16 => w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
         }
     }
 }
@@ -169,35 +182,134 @@ pub fn accuracy(
         .collect()
 }
 
-/// The study's cases: uniform and clustered at 2, 3, 4 bits (groups 32 and 128, clustered also
-/// per channel), 3-bit with smoothing (alpha 0.5), INT8 and nested INT4.
+/// The study's cases: uniform and clustered at 2, 3 and 4 bits, per channel and in groups of 128
+/// and 32, each without and with smoothing (alpha 0.5); INT8, nested INT4 and fp16.
 pub fn study_cases() -> Vec<(Quantizer, f32)> {
     let mut c = Vec::new();
     for bits in [2, 3, 4] {
-        for group in [32, 128] {
-            c.push((Quantizer::Uniform { bits, group }, 0.0));
-            c.push((Quantizer::Clustered { bits, group }, 0.0));
+        for group in [0, 128, 32] {
+            for alpha in [0.0, 0.5] {
+                c.push((Quantizer::Uniform { bits, group }, alpha));
+                c.push((Quantizer::Clustered { bits, group }, alpha));
+            }
         }
-        c.push((Quantizer::Clustered { bits, group: 0 }, 0.0));
     }
-    c.push((
-        Quantizer::Uniform {
-            bits: 3,
-            group: 128,
-        },
-        0.5,
-    ));
-    c.push((
-        Quantizer::Clustered {
-            bits: 3,
-            group: 128,
-        },
-        0.5,
-    ));
-    c.push((Quantizer::Clustered { bits: 3, group: 0 }, 0.5));
     c.push((Quantizer::Int8, 0.0));
     c.push((Quantizer::Int4, 0.0));
+    c.push((Quantizer::Fp16, 0.0));
     c
+}
+
+/// Header of the accuracy CSV file.
+pub const CSV_HEADER: &str =
+    "quantizer,bits,group,alpha,bits_per_weight,mean_cos,min_cos,layer_errs";
+
+impl Quantizer {
+    /// (kind, bits, group) as written in the accuracy CSV file.
+    pub fn fields(&self) -> (&'static str, u32, usize) {
+        match *self {
+            Quantizer::Uniform { bits, group } => ("uniform", bits, group),
+            Quantizer::Clustered { bits, group } => ("clustered", bits, group),
+            Quantizer::Int8 => ("int8", 8, 0),
+            Quantizer::Int4 => ("int4", 4, 0),
+            Quantizer::Fp16 => ("fp16", 16, 0),
+        }
+    }
+    /// The quantizer of CSV fields (kind, bits, group).
+    pub fn from_fields(kind: &str, bits: u32, group: usize) -> Result<Quantizer, String> {
+        Ok(match kind {
+            "uniform" => Quantizer::Uniform { bits, group },
+            "clustered" => Quantizer::Clustered { bits, group },
+            "int8" => Quantizer::Int8,
+            "int4" => Quantizer::Int4,
+            "fp16" => Quantizer::Fp16,
+            k => {
+                return Err(format!(
+                    "quantizer {k:?}; choose uniform, clustered, int8, int4 or fp16"
+                ))
+            }
+        })
+    }
+}
+
+/// The accuracy rows as CSV (per-layer errors joined by `;`).
+pub fn to_csv(rows: &[Accuracy]) -> String {
+    let mut s = format!("{CSV_HEADER}\n");
+    for r in rows {
+        let (kind, bits, group) = r.quantizer.fields();
+        s += &format!(
+            "{kind},{bits},{group},{},{:.4},{:.6},{:.6},{}\n",
+            r.alpha,
+            r.bits,
+            r.mean_cos,
+            r.min_cos,
+            r.layer_err
+                .iter()
+                .map(|e| format!("{e:.5}"))
+                .collect::<Vec<_>>()
+                .join(";")
+        );
+    }
+    s
+}
+
+/// Parses an accuracy CSV file; errors name `path`, the line and the field.
+pub fn from_csv(text: &str, path: &str) -> Result<Vec<Accuracy>, String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim() == CSV_HEADER => {}
+        _ => {
+            return Err(format!(
+                "{path}: line 1: expected the header {CSV_HEADER:?}"
+            ))
+        }
+    }
+    lines
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split(',').collect();
+            let at = |what: &str| format!("{path}: line {}: {what}", i + 1);
+            if f.len() != 8 {
+                return Err(at(&format!("{} fields, expected 8", f.len())));
+            }
+            let num = |j: usize| -> Result<f64, String> {
+                f[j].parse::<f64>().map_err(|_| {
+                    at(&format!(
+                        "{}: {:?} is not a number",
+                        &CSV_HEADER.split(',').nth(j).unwrap_or("?"),
+                        f[j]
+                    ))
+                })
+            };
+            Ok(Accuracy {
+                quantizer: Quantizer::from_fields(f[0], num(1)? as u32, num(2)? as usize)
+                    .map_err(|e| at(&e))?,
+                alpha: num(3)? as f32,
+                bits: num(4)?,
+                mean_cos: num(5)?,
+                min_cos: num(6)?,
+                layer_err: f[7]
+                    .split(';')
+                    .map(|v| {
+                        v.parse::<f64>()
+                            .map_err(|_| at(&format!("layer_errs: {v:?}")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
+/// The committed accuracy table (`results/lowbit/accuracy.csv`).
+pub fn committed_accuracy() -> &'static [Accuracy] {
+    static A: std::sync::OnceLock<Vec<Accuracy>> = std::sync::OnceLock::new();
+    A.get_or_init(|| {
+        from_csv(
+            include_str!("../../../results/lowbit/accuracy.csv"),
+            "results/lowbit/accuracy.csv",
+        )
+        .expect("committed accuracy table parses")
+    })
 }
 
 /// The accuracy table in markdown.
@@ -232,7 +344,8 @@ mod tests {
     use super::minilm::{sentences, weights_path, MiniLm};
     use super::*;
 
-    fn model_or_skip() -> Option<MiniLm> {
+    /// The MiniLM weights; required under CI=true, else skipped visibly when absent.
+    pub(crate) fn model_or_skip() -> Option<MiniLm> {
         let path = weights_path();
         match std::fs::read(&path) {
             Ok(b) => Some(MiniLm::load(&b).expect("MiniLM weights")),
@@ -287,8 +400,22 @@ mod tests {
             (Quantizer::Int8, 0.0),
             (Quantizer::Int4, 0.0),
         ];
-        let r = accuracy(&m, calib, &eval[..16], &cases);
+        let r = accuracy(&m, calib, eval, &cases);
         println!("{}", markdown(&r));
+        // The committed table (which gemv.lowbit embeds) is what the code gives.
+        for a in &r {
+            let c = committed_accuracy()
+                .iter()
+                .find(|c| c.quantizer == a.quantizer && c.alpha == a.alpha)
+                .expect("case in results/lowbit/accuracy.csv");
+            assert!(
+                (c.mean_cos - a.mean_cos).abs() < 1e-5 && (c.bits - a.bits).abs() < 1e-3,
+                "{}: committed {} vs {}: regenerate with archsweep lowbit accuracy --csv",
+                a.quantizer.label(),
+                c.mean_cos,
+                a.mean_cos
+            );
+        }
         assert!(
             r[1].mean_cos > r[0].mean_cos,
             "{} vs {}",
@@ -300,5 +427,11 @@ mod tests {
         assert!(r[3].mean_cos > 0.5, "{}", r[3].mean_cos);
         // Errors grow through the layers' residual stream but stay bounded.
         assert!(r.iter().all(|a| a.layer_err.iter().all(|e| *e < 1.0)));
+        let bad = to_csv(&r).replace("uniform,3", "ternary,3");
+        let e = from_csv(&bad, "a.csv").unwrap_err();
+        assert!(
+            e.contains("a.csv: line 2") && e.contains("clustered"),
+            "{e}"
+        );
     }
 }
