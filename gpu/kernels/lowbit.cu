@@ -331,3 +331,236 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     __syncwarp();  // the pair tables are rebuilt for the next rows
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core small-batch GEMM (BATCH 8, 16 or 32), every format:
+// mma.sync m16n8k16 with the weights as the 16-row A operand (decoded to fp16 in registers) and
+// the activations as B (batch columns in tiles of 8), fp32 accumulators. Each warp owns ROWS
+// tiles of 16 rows; a block of 4 warps stages its k-chunk of x once in shared memory, and for
+// the LUT formats its rows' centroid tables (codes are looked up one by one).
+//
+// A dot product may visit k in any order as long as A and B agree. Lane (g, t) of a warp holds
+// A and B elements of the logical k {2t, 2t+1, 2t+8, 2t+9} of each 16-k step; here lane t takes
+// the 16 physical columns [16t, 16t+16) of every 64-column block (4 steps), in the order its
+// decode produces pairs. The staging writes x in that order: for step s of a 64-block, batch
+// column b and lane t, one uint2 {pair 2s, pair 2s+1}.
+#if BATCH >= 8
+#define NT (BATCH / 8)
+
+// Where column cidx (0..15 of a lane's 16) sits in the lane's pairs: pair p (0..7), half which.
+__device__ __forceinline__ void col_pair(int cidx, int& p, int& which) {
+#if FMT == 6 || IS_LUT
+    p = cidx >> 1;
+    which = cidx & 1;
+#else
+    // Per 8-column word, bytes_to_h2 of the even nibbles gives the pairs (0,2), (4,6), of the
+    // odd ones (1,3), (5,7).
+    const int r = cidx & 7, byte = r >> 1;
+    p = (cidx >> 3) * 4 + (r & 1) * 2 + (byte >> 1);
+    which = byte & 1;
+#endif
+}
+
+__device__ __forceinline__ void mma16816(float* d, const u32* a, u32 b0, u32 b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The raw words of one row's 16 columns starting at element e (a multiple of 16).
+struct Raw {
+    uint4 a, b;
+};
+
+__device__ __forceinline__ Raw fetch_row(const u32* __restrict__ pa, const u32* __restrict__ pb,
+                                         size_t e) {
+    Raw r;
+#if IS_LUT && BITS == 4
+    const uint2 c4 = *(const uint2*)(pa + e / 8);
+    r.a = make_uint4(c4.x, c4.y, 0u, 0u);
+#elif IS_LUT
+    r.a = make_uint4(pa[e / 16], 0u, 0u, 0u);
+#if BITS == 3
+    r.a.y = pb[e / 32] >> (e & 31);
+#endif
+#elif FMT == 6
+    const uint4* src = (const uint4*)(pa + e / 2);
+    r.a = src[0];
+    r.b = src[1];
+#else
+    const uint2 h = *(const uint2*)(pa + e / 8);
+    r.a = make_uint4(h.x, h.y, 0u, 0u);
+#if FMT == 4
+    const uint2 l = *(const uint2*)(pb + e / 8);
+    r.a.z = l.x;
+    r.a.w = l.y;
+#endif
+#endif
+    return r;
+}
+
+// The 8 fp16 pairs of a fetched row segment (the LUT formats look centroids up in `tab`).
+__device__ __forceinline__ void decode_row(const Raw& r, u32* w, const u16* tab) {
+#if IS_LUT
+    u32 code[16];
+#if BITS == 4
+#pragma unroll
+    for (int c = 0; c < 16; ++c) code[c] = ((c < 8 ? r.a.x : r.a.y) >> (4 * (c & 7))) & 15u;
+#else
+#pragma unroll
+    for (int c = 0; c < 16; ++c) {
+        code[c] = (r.a.x >> (2 * c)) & 3u;
+#if BITS == 3
+        code[c] |= ((r.a.y >> c) & 1u) << 2;
+#endif
+    }
+#endif
+#pragma unroll
+    for (int p = 0; p < 8; ++p) w[p] = (u32)tab[code[2 * p]] | ((u32)tab[code[2 * p + 1]] << 16);
+#elif FMT == 6
+    w[0] = r.a.x; w[1] = r.a.y; w[2] = r.a.z; w[3] = r.a.w;
+    w[4] = r.b.x; w[5] = r.b.y; w[6] = r.b.z; w[7] = r.b.w;
+#else
+    const u32 hw[2] = {r.a.x, r.a.y};
+#if FMT == 4
+    const u32 lw[2] = {r.a.z, r.a.w};
+    const u32 bias = 0x64886488u;   // byte - 136 = q8
+#else
+    const u32 bias = 0x64086408u;   // high nibble - 8
+#endif
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#if FMT == 4
+        const u32 ev = ((hw[i] & 0x0f0f0f0fu) << 4) | (lw[i] & 0x0f0f0f0fu);
+        const u32 od = (hw[i] & 0xf0f0f0f0u) | ((lw[i] >> 4) & 0x0f0f0f0fu);
+#else
+        const u32 ev = hw[i] & 0x0f0f0f0fu;
+        const u32 od = (hw[i] >> 4) & 0x0f0f0f0fu;
+#endif
+        bytes_to_h2(ev, w[4 * i + 0], w[4 * i + 1]);
+        bytes_to_h2(od, w[4 * i + 2], w[4 * i + 3]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) w[4 * i + j] = hsub2(w[4 * i + j], bias);
+    }
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_mma(
+    const u32* __restrict__ pa, const u32* __restrict__ pb, const u16* __restrict__ tables,
+    const float* __restrict__ scales, const u16* __restrict__ x, float* __restrict__ y,
+    int n_rows, int k, int kc) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    const u32* xs = (const u32*)smem;   // [blocks64][4 steps][BATCH][4 lanes][2] fp16 pairs
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int k0 = blockIdx.y * kc;
+    const int klen = min(kc, k - k0);
+    const int blocks64 = klen / 64;
+    // Stage: word ((((c * 4 + s) * BATCH + b) * 4 + tt) * 2 + h) holds pair 2s + h of lane tt
+    // in 64-block c for batch column b. x is read 8 halves at a time and scattered.
+    u16* xh = (u16*)smem;
+    for (int i = threadIdx.x; i < BATCH * (klen / 8); i += WARPS * 32) {
+        const int b = i / (klen / 8), col8 = i % (klen / 8);
+        const uint4 v8 = *(const uint4*)(x + (size_t)b * k + k0 + col8 * 8);
+        const u32 vw[4] = {v8.x, v8.y, v8.z, v8.w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const int col = col8 * 8 + e;
+            const int c = col >> 6, tt = (col >> 4) & 3;
+            int p, which;
+            col_pair(col & 15, p, which);
+            const int word = (((c * 4 + (p >> 1)) * BATCH + b) * 4 + tt) * 2 + (p & 1);
+            xh[word * 2 + which] = (u16)(vw[e >> 1] >> ((e & 1) * 16));
+        }
+    }
+#if IS_LUT
+    // Centroid tables of the block's rows (past the end: the last row's).
+    u16* tabs = (u16*)(smem + (size_t)blocks64 * 4 * BATCH * 8 * 4);
+    const int nb0 = blockIdx.x * WARPS * 16 * ROWS;
+    for (int i = threadIdx.x; i < WARPS * 16 * ROWS * (1 << BITS); i += WARPS * 32) {
+        const int r = min(nb0 + (i >> BITS), n_rows - 1);
+        tabs[i] = tables[(size_t)r * (1 << BITS) + (i & ((1 << BITS) - 1))];
+    }
+#endif
+    __syncthreads();
+    const int n0 = (blockIdx.x * WARPS + warp) * 16 * ROWS;
+    if (n0 >= n_rows) return;
+    float acc[ROWS][NT][4];
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[m][j][e] = 0.0f;
+    // Rows past the end read the last row; their results are not written.
+    size_t rbase[ROWS][2];
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+            rbase[m][hh] = (size_t)min(n0 + 16 * m + g + 8 * hh, n_rows - 1) * k + k0 + 16 * t;
+    const uint2* xv = (const uint2*)xs;
+    const u16* tab[ROWS][2];
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+#if IS_LUT
+            tab[m][hh] = tabs + (size_t)(warp * 16 * ROWS + 16 * m + g + 8 * hh) * (1 << BITS);
+#else
+            tab[m][hh] = nullptr;
+#endif
+        }
+    // (Fetching the next 64 columns ahead, in registers, measured no faster on H100: the
+    // resident warps already cover the latency, and the extra registers cost occupancy.)
+    for (int c = 0; c < blocks64; ++c) {
+        u32 w[ROWS][2][8];
+#pragma unroll
+        for (int m = 0; m < ROWS; ++m)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh)
+                decode_row(fetch_row(pa, pb, rbase[m][hh] + (size_t)c * 64), w[m][hh], tab[m][hh]);
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const uint2 bx = xv[((c * 4 + s) * BATCH + j * 8 + g) * 4 + t];
+#pragma unroll
+                for (int m = 0; m < ROWS; ++m) {
+                    const u32 a[4] = {w[m][0][2 * s], w[m][1][2 * s], w[m][0][2 * s + 1],
+                                      w[m][1][2 * s + 1]};
+                    mma16816(acc[m][j], a, bx.x, bx.y);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+            const int n = n0 + 16 * m + g + 8 * hh;
+            if (n >= n_rows) continue;
+#if FMT == 4
+            const float sc = scales[n];
+#elif FMT == 5
+            const float sc = 16.0f * scales[n];
+#else
+            const float sc = 1.0f;
+#endif
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int b = j * 8 + 2 * t + e;
+                    const float v = acc[m][j][2 * hh + e] * sc;
+                    if (gridDim.y == 1) {
+                        y[(size_t)b * n_rows + n] = v;
+                    } else {
+                        atomicAdd(&y[(size_t)b * n_rows + n], v);
+                    }
+                }
+        }
+}
+#endif

@@ -337,20 +337,25 @@ pub struct Tiling {
     pub rows: usize,
     /// k per block (multiple of 64).
     pub kc: usize,
-    /// Blocks per SM (per k-chunk), at most; fewer when the rows run out.
+    /// Blocks per SM (per k-chunk), at most; fewer when the rows run out (CUDA-core kernel).
     pub per_sm: usize,
+    /// The tensor-core kernel (batch 8-32): `rows` counts tiles of 16 rows per warp, one block
+    /// per 64 x `rows` rows.
+    pub mma: bool,
 }
 
 impl Tiling {
-    /// The variants the search measures for a shape: rows per warp 1, 2, 4 (at most 32 rows x
-    /// batch columns of accumulators); k split into the
-    /// fewest chunks whose activations fit in 96 KB of shared memory, and into 2x and 4x as many
-    /// (more blocks for short outputs).
+    /// The variants the search measures for a shape: rows per warp 1, 2, 4 (at most
+    /// 32 rows x batch columns of accumulators); k split into the fewest chunks whose
+    /// activations fit in 96 KB of shared memory, and into 2x and 4x as many (more blocks for
+    /// short outputs). At batch 8-32 the tensor-core kernel is tried too, with 1, 2 or 4 tiles
+    /// of 16 rows per warp.
     pub fn candidates(k: usize, batch: usize) -> Vec<Tiling> {
         let mut out = Vec::new();
         let fewest = (1..).find(|s| batch * k.div_ceil(*s).div_ceil(64) * 64 * 2 <= 96 << 10);
         let fewest = fewest.unwrap_or(1);
         let mut last = 0;
+        let mma = batch >= 8;
         for splits in [fewest, 2 * fewest, 4 * fewest] {
             let kc = k.div_ceil(splits).div_ceil(64) * 64;
             if kc == last || kc < 64 {
@@ -360,7 +365,22 @@ impl Tiling {
             // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
             for rows in [1, 2, 4].into_iter().filter(|r| r * batch <= 32) {
                 for per_sm in [1, 4] {
-                    out.push(Tiling { rows, kc, per_sm });
+                    out.push(Tiling {
+                        rows,
+                        kc,
+                        per_sm,
+                        mma: false,
+                    });
+                }
+            }
+            if mma {
+                for rows in [1, 2, 4] {
+                    out.push(Tiling {
+                        rows,
+                        kc,
+                        per_sm: 0,
+                        mma: true,
+                    });
                 }
             }
         }
@@ -368,7 +388,11 @@ impl Tiling {
     }
     /// "r2/kc2048/s4".
     pub fn label(&self) -> String {
-        format!("r{}/kc{}/s{}", self.rows, self.kc, self.per_sm)
+        if self.mma {
+            format!("mma-r{}/kc{}", self.rows, self.kc)
+        } else {
+            format!("r{}/kc{}/s{}", self.rows, self.kc, self.per_sm)
+        }
     }
 }
 
@@ -429,7 +453,17 @@ impl Gemv {
 
     /// Dynamic shared memory for a tiling.
     pub fn smem_bytes(&self, t: Tiling) -> usize {
-        self.batch * t.kc * 2 + WARPS * t.rows * self.format.pairs() * 4
+        if t.mma {
+            let bits = self.format.bits();
+            let tables = if bits < 8 && self.format.pairs() > 0 {
+                WARPS * 16 * t.rows * (2 << bits)
+            } else {
+                0
+            };
+            self.batch * t.kc * 2 + tables
+        } else {
+            self.batch * t.kc * 2 + WARPS * t.rows * self.format.pairs() * 4
+        }
     }
 
     /// Enqueues y = W x (zeroing y first when k is split).
@@ -446,7 +480,18 @@ impl Gemv {
             ("ROWS", t.rows as i64),
             ("IS_BF16", 0),
         ];
-        let f = gpu.function(Source::Lowbit, &defs, "lowbit_gemv")?;
+        if t.mma && self.batch < 8 {
+            return Err(GpuError::unsupported(
+                "tiling",
+                format!(
+                    "{}: the tensor-core kernel takes batch 8-32, not {}",
+                    t.label(),
+                    self.batch
+                ),
+            ));
+        }
+        let name = if t.mma { "lowbit_mma" } else { "lowbit_gemv" };
+        let f = gpu.function(Source::Lowbit, &defs, name)?;
         let smem = self.smem_bytes(t);
         if smem > gpu.info.smem_optin_bytes as usize {
             return Err(GpuError::unsupported(
@@ -465,15 +510,15 @@ impl Gemv {
                 .memset_zeros(&mut self.y)
                 .map_err(|e| GpuError::driver("zeroing the output", e))?;
         }
-        let rows_per_block = WARPS * t.rows;
+        let blocks = if t.mma {
+            self.n.div_ceil(WARPS * 16 * t.rows)
+        } else {
+            self.n
+                .div_ceil(WARPS * t.rows)
+                .min(gpu.info.sms as usize * t.per_sm.max(1))
+        };
         let cfg = LaunchConfig {
-            grid_dim: (
-                self.n
-                    .div_ceil(rows_per_block)
-                    .min(gpu.info.sms as usize * t.per_sm.max(1)) as u32,
-                splits as u32,
-                1,
-            ),
+            grid_dim: (blocks as u32, splits as u32, 1),
             block_dim: ((WARPS * 32) as u32, 1, 1),
             shared_mem_bytes: smem as u32,
         };
@@ -494,7 +539,7 @@ impl Gemv {
                 .arg(&k)
                 .arg(&kc)
                 .launch(cfg)
-                .map_err(|e| GpuError::driver("lowbit_gemv", e))?;
+                .map_err(|e| GpuError::driver(name, e))?;
         }
         Ok(())
     }
@@ -897,7 +942,10 @@ mod tests {
     fn tilings_fit_shared_memory_and_split_k() {
         let t = Tiling::candidates(28672, 32);
         assert!(!t.is_empty() && t.iter().all(|t| 32 * t.kc * 2 <= 96 << 10));
-        assert!(Tiling::candidates(4096, 1).iter().any(|t| t.kc == 4096));
+        assert!(t.iter().any(|t| t.mma) && t.iter().any(|t| !t.mma));
+        assert!(Tiling::candidates(4096, 8).iter().any(|t| t.mma));
+        let one = Tiling::candidates(4096, 1);
+        assert!(one.iter().any(|t| t.kc == 4096) && one.iter().all(|t| !t.mma));
         assert!(
             LowbitConfig::parse("shapes=[[4096,4096]]\nbatches=[3]\nformats=[\"lut2\"]", "x")
                 .is_err()

@@ -92,6 +92,15 @@ fn every_kernel_variant_compiles_with_nvrtc() {
                 key.label()
             );
         }
+        if key.source == Source::Lowbit {
+            let tc = key.label().contains("BATCH=32");
+            assert_eq!(
+                text.contains("lowbit_mma") && text.contains("mma.sync.aligned.m16n8k16"),
+                tc,
+                "{}: the tensor-core kernel exists exactly for batches of 8 or more",
+                key.label()
+            );
+        }
         if key.source == Source::AttentionSm90 {
             assert!(
                 text.contains("wgmma.mma_async"),
@@ -462,7 +471,7 @@ fn lowbit_gemv_matches_fp64_for_every_format_batch_and_tiling() {
     let (n, k) = (300, 1216);
     let mut seed = 40;
     for f in Format::ALL {
-        for batch in [1, 4, 32] {
+        for batch in [1, 4, 8, 16, 32] {
             for t in Tiling::candidates(k, batch) {
                 seed += 1;
                 let (rel, max) = lowbit::check(&gpu, f, n, k, batch, t, seed).unwrap();
