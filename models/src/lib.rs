@@ -37,6 +37,19 @@ pub fn registry_with(tech: &sim::reram::tech::Technology) -> Registry {
     r
 }
 
+/// Categorical parameter `i` of a point ("" when it is not categorical).
+pub(crate) fn cat(p: &[dse::model::Value], i: usize) -> &str {
+    match &p[i] {
+        dse::model::Value::Cat(s) => s,
+        _ => "",
+    }
+}
+
+/// Numeric parameter `i` of a point (NaN when it is not numeric).
+pub(crate) fn num(p: &[dse::model::Value], i: usize) -> f64 {
+    p[i].as_f64().unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

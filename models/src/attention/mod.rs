@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::{cat, num};
 use dse::model::{
     Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value,
 };
@@ -13,16 +14,6 @@ use gpu::Dtype;
 
 pub mod latency;
 pub mod pq_accuracy;
-
-fn cat(p: &[Value], i: usize) -> &str {
-    match &p[i] {
-        Value::Cat(s) => s,
-        _ => "",
-    }
-}
-fn num(p: &[Value], i: usize) -> f64 {
-    p[i].as_f64().unwrap_or(f64::NAN)
-}
 
 /// `attention.masked`: masked prefill attention on the H100 kernels.
 pub struct MaskedAttention {

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::{cat, num};
 use dse::model::{
     Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value,
 };
@@ -14,15 +15,6 @@ use super::minilm::{sentences, weights_path, MiniLm};
 use super::switch::{Decoder, Rule, SwitchStudy, TokenLatency};
 use super::{committed_accuracy, Quantizer};
 
-fn cat(p: &[Value], i: usize) -> &str {
-    match &p[i] {
-        Value::Cat(s) => s,
-        _ => "",
-    }
-}
-fn num(p: &[Value], i: usize) -> f64 {
-    p[i].as_f64().unwrap_or(f64::NAN)
-}
 fn infeasible(s: String) -> ModelError {
     ModelError::Infeasible(s)
 }

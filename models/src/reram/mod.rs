@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::{cat, num};
 use dse::model::{
     Direction, EvalContext, MetricSpec, Model, ModelError, ModelInfo, ParamSpec, Value,
 };
@@ -124,17 +125,6 @@ fn tech_version(t: &Technology) -> String {
     let mut h = StableHash::default();
     h.str(&toml::to_string(t).unwrap_or_default());
     format!("{}-{}", t.name, &h.hex()[..8])
-}
-
-fn cat(p: &[Value], i: usize) -> &str {
-    match &p[i] {
-        Value::Cat(s) => s.as_str(),
-        _ => "",
-    }
-}
-
-fn num(p: &[Value], i: usize) -> f64 {
-    p[i].as_f64().unwrap_or(f64::NAN)
 }
 
 fn bad(e: ReramError) -> ModelError {
