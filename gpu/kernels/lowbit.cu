@@ -89,6 +89,26 @@ __device__ __forceinline__ void bytes_to_h2(u32 w, u32& lo, u32& hi) {
     lo = prmt(w, 0x64646464u, 0x7170);   // w's bytes 0 and 1, each under a 0x64
     hi = prmt(w, 0x64646464u, 0x7372);
 }
+
+// One 8-column word of the high-nibble plane (and, for INT8, of the low-nibble plane) as the
+// four fp16 pairs of columns (0,2), (4,6), (1,3), (5,7): q8 for INT8, the high nibble - 8 for
+// INT4.
+__device__ __forceinline__ void int_word_pairs(u32 hw, u32 lw, u32* w) {
+#if FMT == 4
+    const u32 ev = ((hw & 0x0f0f0f0fu) << 4) | (lw & 0x0f0f0f0fu);
+    const u32 od = (hw & 0xf0f0f0f0u) | ((lw >> 4) & 0x0f0f0f0fu);
+    const u32 bias = 0x64886488u;   // 1160 = 1024 + 128 + 8: byte - 136 = q8
+#else
+    const u32 ev = hw & 0x0f0f0f0fu;
+    const u32 od = (hw >> 4) & 0x0f0f0f0fu;
+    const u32 bias = 0x64086408u;   // 1032 = 1024 + 8
+    (void)lw;
+#endif
+    bytes_to_h2(ev, w[0], w[1]);
+    bytes_to_h2(od, w[2], w[3]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) w[j] = hsub2(w[j], bias);
+}
 #endif
 
 // Activations in shared memory: fp16 pairs, word (b * 32 + p) * steps + s holds pair p of step
@@ -228,9 +248,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         u32 hw[ROWS][8];
 #if FMT == 4
         u32 lw[ROWS][8];
-        const u32 bias = 0x64886488u;   // 1160 = 1024 + 128 + 8 in both halves
-#else
-        const u32 bias = 0x64086408u;   // 1032 = 1024 + 8
 #endif
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
@@ -250,16 +267,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
 #pragma unroll
             for (int r = 0; r < ROWS; ++r) {
 #if FMT == 4
-                const u32 ev = ((hw[r][q] & 0x0f0f0f0fu) << 4) | (lw[r][q] & 0x0f0f0f0fu);
-                const u32 od = (hw[r][q] & 0xf0f0f0f0u) | ((lw[r][q] >> 4) & 0x0f0f0f0fu);
+                int_word_pairs(hw[r][q], lw[r][q], w[r]);
 #else
-                const u32 ev = hw[r][q] & 0x0f0f0f0fu;
-                const u32 od = (hw[r][q] >> 4) & 0x0f0f0f0fu;
+                int_word_pairs(hw[r][q], 0u, w[r]);
 #endif
-                bytes_to_h2(ev, w[r][0], w[r][1]);
-                bytes_to_h2(od, w[r][2], w[r][3]);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) w[r][j] = hsub2(w[r][j], bias);
             }
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
@@ -423,27 +434,8 @@ __device__ __forceinline__ void decode_row(const Raw& r, u32* w, const u16* tab)
     w[0] = r.a.x; w[1] = r.a.y; w[2] = r.a.z; w[3] = r.a.w;
     w[4] = r.b.x; w[5] = r.b.y; w[6] = r.b.z; w[7] = r.b.w;
 #else
-    const u32 hw[2] = {r.a.x, r.a.y};
-#if FMT == 4
-    const u32 lw[2] = {r.a.z, r.a.w};
-    const u32 bias = 0x64886488u;   // byte - 136 = q8
-#else
-    const u32 bias = 0x64086408u;   // high nibble - 8
-#endif
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-#if FMT == 4
-        const u32 ev = ((hw[i] & 0x0f0f0f0fu) << 4) | (lw[i] & 0x0f0f0f0fu);
-        const u32 od = (hw[i] & 0xf0f0f0f0u) | ((lw[i] >> 4) & 0x0f0f0f0fu);
-#else
-        const u32 ev = hw[i] & 0x0f0f0f0fu;
-        const u32 od = (hw[i] >> 4) & 0x0f0f0f0fu;
-#endif
-        bytes_to_h2(ev, w[4 * i + 0], w[4 * i + 1]);
-        bytes_to_h2(od, w[4 * i + 2], w[4 * i + 3]);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) w[4 * i + j] = hsub2(w[4 * i + j], bias);
-    }
+    for (int i = 0; i < 2; ++i) int_word_pairs(i ? r.a.y : r.a.x, i ? r.a.w : r.a.z, w + 4 * i);
 #endif
 }
 
