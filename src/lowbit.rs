@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use models::lowbit::latency::KernelModel;
 use models::lowbit::minilm::{sentences, weights_path, MiniLm};
-use models::lowbit::switch::{self, Decoder, SwitchStudy, TokenLatency};
+use models::lowbit::switch::{self, Decoder, Rule, SwitchStudy, TokenLatency};
 use models::lowbit::{accuracy, markdown, study_cases, to_csv};
 
 use crate::ring::{command_line, write_new};
@@ -123,11 +123,7 @@ pub fn run(cmd: LowbitCmd) -> Result<ExitCode> {
                 switch::SCALE,
                 sents.len() - 1
             );
-            let med = {
-                let mut k = c.kl.clone();
-                k.sort_by(f64::total_cmp);
-                0.5 * (k[(k.len() - 1) / 2] + k[k.len() / 2])
-            };
+            let med = study.median_kl;
             for l in 0..c.kl.len() {
                 md += &format!(
                     "| {} | {:.3e} | {:.3} | {:.4} | {:.3} |\n",
@@ -143,12 +139,12 @@ pub fn run(cmd: LowbitCmd) -> Result<ExitCode> {
             let mut thresholds: Vec<f64> = study.static_thresholds();
             thresholds.insert(0, 0.0);
             let grid: Vec<f64> = (0..=12).map(|i| 0.5 * 1.25f64.powi(i)).collect();
-            let mut rows = switch::curve(&study, &thresholds, &[0.0]);
-            rows.extend(
-                switch::curve(&study, &grid, &[-2.0, -1.0, 1.0])
-                    .into_iter()
-                    .skip(2),
-            );
+            let mut rows: Vec<_> = [Rule::Int8, Rule::Int4]
+                .into_iter()
+                .map(|r| (r, study.evaluate(r)))
+                .collect();
+            rows.extend(switch::curve(&study, &thresholds, &[0.0]));
+            rows.extend(switch::curve(&study, &grid, &[-2.0, -1.0, 1.0]));
             let lat = TokenLatency::new(&d, context);
             md += &format!(
                 "\n## Trade-off curve\n\nToken latency: {} at batch 1, {} cached tokens: per layer {:.1} us of linear layers in INT8, {:.1} us in INT4 ({} kernel times), {:.1} us of decode attention (calibrated fp16 split-KV model); {} layers. Norms and element-wise operations are not counted.\n\n{}",

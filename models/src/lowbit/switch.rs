@@ -139,7 +139,8 @@ pub struct SwitchStudy {
     reference: Vec<(Vec<f32>, Vec<f64>)>,
     /// What calibration measured.
     pub calibration: Calibration,
-    median_kl: f64,
+    /// Median of the layers' calibrated KLs (the policy's unit).
+    pub median_kl: f64,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -413,13 +414,10 @@ impl TokenLatency {
     }
 }
 
-/// The trade-off curve: static INT8 and INT4, the policy over `thresholds` for each beta, and
-/// the random control at each policy point's INT4 fraction.
+/// The trade-off curve: the policy over `thresholds` for each beta, and the random control at
+/// each static (beta 0) point's INT4 fraction. [`Rule::Int8`] and [`Rule::Int4`] are its ends.
 pub fn curve(study: &SwitchStudy, thresholds: &[f64], betas: &[f64]) -> Vec<(Rule, Outcome)> {
-    let mut out = vec![
-        (Rule::Int8, study.evaluate(Rule::Int8)),
-        (Rule::Int4, study.evaluate(Rule::Int4)),
-    ];
+    let mut out = Vec::new();
     for &beta in betas {
         for &threshold in thresholds {
             let r = Rule::Policy { threshold, beta };
