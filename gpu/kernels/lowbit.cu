@@ -116,6 +116,20 @@ __device__ __forceinline__ void int_word_pairs(u32 hw, u32 lw, u32* w) {
 // consecutive words: no bank conflicts.
 #define XW(b, p) xw[((b) * 32 + (p)) * steps + s]
 
+// hacc[r][b] += w[r][j] * x pair (p0 + j) of batch column b, for four weight pairs per row.
+__device__ __forceinline__ void fma_pairs(u32 (&hacc)[ROWS][BATCH], const u32 (&w)[ROWS][4],
+                                          const u32* xw, int steps, int s, int p0) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+        for (int b = 0; b < BATCH; ++b) {
+            const u32 xv = XW(b, p0 + j);
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(w[r][j], xv, hacc[r][b]);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const u32* __restrict__ pa,       // P2 (LUT2, LUT3) | P4 (LUT4) | hi plane (INT) | fp16 rows
     const u32* __restrict__ pb,       // P1 (LUT3) | lo plane (INT8)
@@ -272,15 +286,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 int_word_pairs(hw[r][q], 0u, w[r]);
 #endif
             }
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-#pragma unroll
-                for (int b = 0; b < BATCH; ++b) {
-                    const u32 xv = XW(b, q * 4 + j);
-#pragma unroll
-                    for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(w[r][j], xv, hacc[r][b]);
-                }
-            }
+            fma_pairs(hacc, w, xw, steps, s, q * 4);
         }
 #else  // FP16
 #pragma unroll
@@ -291,15 +297,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 const uint4 a = ((const uint4*)(pa + ((size_t)rows[r] * k + kg) / 2))[q];
                 ws[r][0] = a.x; ws[r][1] = a.y; ws[r][2] = a.z; ws[r][3] = a.w;
             }
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-#pragma unroll
-                for (int b = 0; b < BATCH; ++b) {
-                    const u32 xv = XW(b, q * 4 + j);
-#pragma unroll
-                    for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(ws[r][j], xv, hacc[r][b]);
-                }
-            }
+            fma_pairs(hacc, ws, xw, steps, s, q * 4);
         }
 #endif
 #pragma unroll
