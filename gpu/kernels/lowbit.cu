@@ -77,10 +77,15 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
     asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(s));
     return d;
 }
-__device__ __forceinline__ u32 bfe(u32 a, u32 pos, u32 len) {
-    u32 d;
-    asm("bfe.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(pos), "r"(len));
-    return d;
+// Bits of w from position `from` moved to position `to` (constant positions fold to one shift).
+__device__ __forceinline__ u32 move_bits(u32 w, int from, int to) {
+    return from >= to ? w >> (from - to) : w << (to - from);
+}
+// A 32-bit load from a shared-memory address.
+__device__ __forceinline__ u32 lds32(u32 addr) {
+    u32 v;
+    asm("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(addr));
+    return v;
 }
 
 #if IS_INT
@@ -111,24 +116,45 @@ __device__ __forceinline__ void int_word_pairs(u32 hw, u32 lw, u32* w) {
 }
 #endif
 
-// Activations in shared memory: fp16 pairs, word (b * 32 + p) * steps + s holds pair p of step
-// s (64 k per step) of batch column b, so the 32 lanes of a warp (consecutive steps) read
-// consecutive words: no bank conflicts.
-#define XW(b, p) xw[((b) * 32 + (p)) * steps + s]
+// Activations in shared memory: fp16 pairs, 32 per step (64 k) of a batch column, as 8 chunks
+// of 16 bytes (pairs 4c..4c+3). Chunk c of step s of batch column b sits at 16-byte slot
+// (b * steps + s) * 8 + (c ^ (s & 7)): a lane reads a chunk with one 16-byte load, and the 8
+// lanes of a quarter warp (consecutive steps) hit 8 different slots of 16 bytes, all 32 banks.
+#define XQ(b, c) xq[(((b) * steps + s) << 3) + ((c) ^ (s & 7))]
 
-// hacc[r][b] += w[r][j] * x pair (p0 + j) of batch column b, for four weight pairs per row.
+// hacc[r][b] += w[r][j] * x pair (4 c + j) of batch column b, for four weight pairs per row.
 __device__ __forceinline__ void fma_pairs(u32 (&hacc)[ROWS][BATCH], const u32 (&w)[ROWS][4],
-                                          const u32* xw, int steps, int s, int p0) {
+                                          const uint4* xq, int steps, int s, int c) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int b = 0; b < BATCH; ++b) {
+        const uint4 xc = XQ(b, c);
+        const u32 xv[4] = {xc.x, xc.y, xc.z, xc.w};
 #pragma unroll
-        for (int b = 0; b < BATCH; ++b) {
-            const u32 xv = XW(b, p0 + j);
+        for (int j = 0; j < 4; ++j) {
 #pragma unroll
-            for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(w[r][j], xv, hacc[r][b]);
+            for (int r = 0; r < ROWS; ++r) hacc[r][b] = hfma2(w[r][j], xv[j], hacc[r][b]);
         }
     }
 }
+
+#if FMT == 1 || FMT == 2
+// The codes of one step (64 k from column kg) of each row: P2 words, and for LUT3 P1 words.
+__device__ __forceinline__ void fetch_codes(const u32* __restrict__ pa, const u32* __restrict__ pb,
+                                            const int (&rows)[ROWS], int k, size_t kg,
+                                            uint4 (&w2)[ROWS], uint2 (&w1)[ROWS]) {
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        const size_t e = (size_t)rows[r] * k + kg;
+        w2[r] = *(const uint4*)(pa + e / 16);
+#if FMT == 2
+        w1[r] = *(const uint2*)(pb + e / 32);
+#else
+        w1[r] = make_uint2(0u, 0u);
+        (void)pb;
+#endif
+    }
+}
+#endif
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const u32* __restrict__ pa,       // P2 (LUT2, LUT3) | P4 (LUT4) | hi plane (INT) | fp16 rows
@@ -139,29 +165,49 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     float* __restrict__ y,            // [BATCH][N]
     int n_rows, int k, int kc) {
     extern __shared__ __align__(16) unsigned char smem[];
-    u16* xs = (u16*)smem;                                   // BATCH * kc fp16
-    const u32* xw = (const u32*)smem;
-    u32* pair = (u32*)(smem + BATCH * kc * 2);              // [WARPS][ROWS][PAIRS] fp16x2
+    const uint4* xq = (const uint4*)smem;
+#if IS_LUT
+    // Pair tables [WARPS][ROWS][PAIRS] fp16x2 after x, each aligned to its own size, so a
+    // lookup address is the table's address OR four times the index.
+    const u32 sm0 = smem_addr(smem);
+    const u32 tab0 = (sm0 + BATCH * kc * 2 + PAIRS * 4 - 1) & ~(u32)(PAIRS * 4 - 1);
+    u32* pair = (u32*)(smem + (tab0 - sm0));
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int k0 = blockIdx.y * kc;
     const int klen = min(kc, k - k0);
     const int steps = klen / 64;
     // Stage x (pre-scaled; the INT formats take each 8 in the order 0,2,4,6,1,3,5,7 to match
-    // their nibble planes).
+    // their nibble planes). Thread i fills chunks 2 qt and 2 qt + 1 (16 k) of step s = i % steps:
+    // a quarter warp's stores land in 8 different slots, no bank conflict.
+    uint4* xs = (uint4*)smem;
     for (int b = 0; b < BATCH; ++b) {
-        for (int i = threadIdx.x; i < klen / 8; i += WARPS * 32) {
-            const uint4 v8 = *(const uint4*)(x + (size_t)b * k + k0 + i * 8);
-            const u32 vw[4] = {v8.x, v8.y, v8.z, v8.w};
+        for (int i = threadIdx.x; i < steps * 4; i += WARPS * 32) {
+            const int s = i % steps, qt = i / steps;
+            const uint4* src = (const uint4*)(x + (size_t)b * k + k0 + s * 64 + qt * 16);
+            const uint4 v0 = src[0], v1 = src[1];
+            const u32 vw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
 #pragma unroll
-            for (int e = 0; e < 8; ++e) {
-                const int kk = i * 8 + e;
-                const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
-                int j = kk & 63;
+            u32 out8[8];
+#pragma unroll
+            for (int pp = 0; pp < 8; ++pp) {
+                u32 out = 0;
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    int e = 2 * pp + h;  // staged position within the 16
 #if IS_INT
-                j = (j & ~7) + ((e & 1) ? 4 + (e >> 1) : (e >> 1));
+                    const int d = e & 7;
+                    e = (e & ~7) + (d < 4 ? 2 * d : 2 * (d - 4) + 1);
 #endif
-                xs[(((b * 32 + (j >> 1)) * steps) + (kk >> 6)) * 2 + (j & 1)] = f32_to_elem(v);
+                    const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
+                    out |= (u32)f32_to_elem(v) << (16 * h);
+                }
+                out8[pp] = out;
             }
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                xs[((b * steps + s) << 3) + ((2 * qt + h) ^ (s & 7))] =
+                    make_uint4(out8[4 * h], out8[4 * h + 1], out8[4 * h + 2], out8[4 * h + 3]);
         }
     }
     __syncthreads();
@@ -170,8 +216,18 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     int rows[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) rows[r] = min(n0 + r, n_rows - 1);
+#if FMT == 1 || FMT == 2
+    // The 2- and 3-bit codes of a lane's next step are fetched one step ahead (the first ones
+    // before the tables are built), so a load is in flight while the lane computes.
+    uint4 w2n[ROWS];
+    uint2 w1n[ROWS];
+    if (lane < steps) fetch_codes(pa, pb, rows, k, (size_t)k0 + (size_t)lane * 64, w2n, w1n);
+#endif
 #if IS_LUT
     u32* pt = pair + warp * ROWS * PAIRS;
+    u32 tb[ROWS];   // shared addresses of this warp's row tables
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) tb[r] = tab0 + (u32)((warp * ROWS + r) * PAIRS * 4);
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
         const u16* t = tables + (size_t)rows[r] * (1 << BITS);
@@ -202,33 +258,34 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             for (int b = 0; b < BATCH; ++b) hacc[r][b] = 0u;
 #if FMT == 1 || FMT == 2
         uint4 w2[ROWS];
-#if FMT == 2
         uint2 w1[ROWS];
-#endif
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
-            const size_t e = (size_t)rows[r] * k + kg;
-            w2[r] = *(const uint4*)(pa + e / 16);
-#if FMT == 2
-            w1[r] = *(const uint2*)(pb + e / 32);
-#endif
+            w2[r] = w2n[r];
+            w1[r] = w1n[r];
         }
+        if (s + 32 < steps) fetch_codes(pa, pb, rows, k, kg + 32 * 64, w2n, w1n);
 #pragma unroll
         for (int q = 0; q < 4; ++q) {             // 16 weights per word
+            uint4 xc[BATCH];
 #pragma unroll
             for (int p = 0; p < 8; ++p) {         // pairs
                 u32 xv[BATCH];
 #pragma unroll
-                for (int b = 0; b < BATCH; ++b) xv[b] = XW(b, q * 8 + p);
+                for (int b = 0; b < BATCH; ++b) {
+                    if (p % 4 == 0) xc[b] = XQ(b, 2 * q + p / 4);
+                    xv[b] = p % 4 == 0 ? xc[b].x : p % 4 == 1 ? xc[b].y : p % 4 == 2 ? xc[b].z : xc[b].w;
+                }
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) {
                     const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
-                    u32 idx = bfe(word, 4 * p, 4);
+                    // The pair's table address: 4 x (its 4 low code bits | 2 high bits << 4).
+                    u32 addr = (move_bits(word, 4 * p, 2) & 0x3cu) | tb[r];
 #if FMT == 2
-                    const u32 hb = (q < 2 ? w1[r].x : w1[r].y) >> ((q & 1) * 16);
-                    idx |= bfe(hb, 2 * p, 2) << 4;
+                    const u32 hw = q < 2 ? w1[r].x : w1[r].y;
+                    addr |= move_bits(hw, (q & 1) * 16 + 2 * p, 6) & 0xc0u;
 #endif
-                    const u32 wv = pt[r * PAIRS + idx];
+                    const u32 wv = lds32(addr);
 #pragma unroll
                     for (int b = 0; b < BATCH; ++b) hacc[r][b] = hfma2(wv, xv[b], hacc[r][b]);
                 }
@@ -249,10 +306,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             for (int p = 0; p < 4; ++p) {
                 u32 xv[BATCH];
 #pragma unroll
-                for (int b = 0; b < BATCH; ++b) xv[b] = XW(b, q * 4 + p);
+                for (int b = 0; b < BATCH; ++b) {
+                    const uint4 xc = XQ(b, q);
+                    xv[b] = p == 0 ? xc.x : p == 1 ? xc.y : p == 2 ? xc.z : xc.w;
+                }
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) {
-                    const u32 wv = pt[r * PAIRS + bfe(ws[r][q], 8 * p, 8)];
+                    const u32 wv = lds32((move_bits(ws[r][q], 8 * p, 2) & 0x3fcu) | tb[r]);
 #pragma unroll
                     for (int b = 0; b < BATCH; ++b) hacc[r][b] = hfma2(wv, xv[b], hacc[r][b]);
                 }
@@ -286,7 +346,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 int_word_pairs(hw[r][q], 0u, w[r]);
 #endif
             }
-            fma_pairs(hacc, w, xw, steps, s, q * 4);
+            fma_pairs(hacc, w, xq, steps, s, q);
         }
 #else  // FP16
 #pragma unroll
@@ -297,7 +357,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 const uint4 a = ((const uint4*)(pa + ((size_t)rows[r] * k + kg) / 2))[q];
                 ws[r][0] = a.x; ws[r][1] = a.y; ws[r][2] = a.z; ws[r][3] = a.w;
             }
-            fma_pairs(hacc, ws, xw, steps, s, q * 4);
+            fma_pairs(hacc, ws, xq, steps, s, q);
         }
 #endif
 #pragma unroll

@@ -364,7 +364,7 @@ impl Tiling {
             last = kc;
             // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
             for rows in [1, 2, 4].into_iter().filter(|r| r * batch <= 32) {
-                for per_sm in [1, 4] {
+                for per_sm in [1, 4, 8] {
                     out.push(Tiling {
                         rows,
                         kc,
@@ -462,7 +462,9 @@ impl Gemv {
             };
             self.batch * t.kc * 2 + tables
         } else {
-            self.batch * t.kc * 2 + WARPS * t.rows * self.format.pairs() * 4
+            // The pair tables are aligned to their size: up to one table of padding.
+            let table = self.format.pairs() * 4;
+            self.batch * t.kc * 2 + (WARPS * t.rows + 1) * table
         }
     }
 
@@ -605,6 +607,10 @@ pub struct LowbitConfig {
     pub batches: Vec<usize>,
     /// Formats.
     pub formats: Vec<Format>,
+    /// Tilings to run, by label (`"r2/kc4096/s4"`, `"mma-r2/kc4096"`); empty: every candidate.
+    /// For profiling one kernel; each (shape, batch) must have at least one of them.
+    #[serde(default)]
+    pub tilings: Vec<String>,
 }
 
 fn default_copy() -> usize {
@@ -635,6 +641,31 @@ impl LowbitConfig {
     }
 }
 
+impl LowbitConfig {
+    /// The tilings run for (k, batch): every candidate, or those named in `tilings` (an error
+    /// listing the candidates where none of them is one).
+    pub fn tilings_for(&self, k: usize, batch: usize) -> Result<Vec<Tiling>> {
+        let all = Tiling::candidates(k, batch);
+        if self.tilings.is_empty() {
+            return Ok(all);
+        }
+        let some: Vec<Tiling> = all
+            .iter()
+            .copied()
+            .filter(|t| self.tilings.contains(&t.label()))
+            .collect();
+        if some.is_empty() {
+            let names: Vec<String> = all.iter().map(|t| t.label()).collect();
+            return Err(GpuError::Config(format!(
+                "tilings: none of {:?} is a tiling of k = {k}, batch {batch}; choose from {}",
+                self.tilings,
+                names.join(", ")
+            )));
+        }
+        Ok(some)
+    }
+}
+
 /// CSV header of the bench rows.
 pub const CSV_HEADER: &str = "format,k,n,batch,variant,selected,median_us,p10_us,p90_us,min_us,reps,weight_bytes,gbytes_per_s,bw_fraction,rel_err,max_abs_err,copy_gbytes_per_s,device";
 
@@ -657,7 +688,7 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
                 let mut g = Gemv::new(gpu, &w, &x, batch)?;
                 let bytes = format.weight_bytes(n, k) + batch * (k * 2 + n * 4);
                 let mut rows: Vec<(Tiling, Timing, f64, f64)> = Vec::new();
-                for t in Tiling::candidates(k, batch) {
+                for t in cfg.tilings_for(k, batch)? {
                     if g.smem_bytes(t) > gpu.info.smem_optin_bytes as usize {
                         continue;
                     }
@@ -957,6 +988,20 @@ mod tests {
         assert!(
             LowbitConfig::parse("shapes=[[4096,4096]]\nbatches=[1]\nformats=[\"lut5\"]", "x")
                 .is_err()
+        );
+        let base = "shapes=[[8192,28672]]\nbatches=[1,8]\nformats=[\"lut2\"]\n";
+        let c = LowbitConfig::parse(&format!("{base}tilings=[\"r2/kc4096/s4\"]"), "x").unwrap();
+        let t = c.tilings_for(8192, 1).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].label(), "r2/kc4096/s4");
+        // Not a tiling of batch 8 (whose kc differ): the error lists the candidates.
+        let c = LowbitConfig::parse(&format!("{base}tilings=[\"r2/kc9999/s4\"]"), "x").unwrap();
+        let e = c.tilings_for(8192, 8).unwrap_err().to_string();
+        assert!(e.contains("choose from") && e.contains("mma-r1/"), "{e}");
+        let all = LowbitConfig::parse(base, "x").unwrap();
+        assert_eq!(
+            all.tilings_for(8192, 8).unwrap(),
+            Tiling::candidates(8192, 8)
         );
     }
 

@@ -225,10 +225,29 @@ mod tests {
         let m = KernelModel::committed();
         assert_eq!(m.batches(), &[1, 8, 32]);
         assert!(m.device.starts_with("NVIDIA H100"));
+        // Measured cases come back as measured: the selected row and cuBLAS's row of the files.
+        let ours = read_results(
+            include_str!("../../../results/gpu/lowbit_h100/ours.csv"),
+            "ours.csv",
+        )
+        .unwrap();
+        let want = ours
+            .iter()
+            .find(|r| r.selected && r.format == Format::Int4 && r.n == 28672 && r.batch == 1)
+            .unwrap();
         let e = m.ours_us(Format::Int4, 8192, 28672, 1);
-        assert!(e.measured && (e.us - 58.016).abs() < 1e-9, "{e:?}");
+        assert!(e.measured && (e.us - want.median_us).abs() < 1e-9, "{e:?}");
+        let peers = read_peers(
+            include_str!("../../../results/gpu/lowbit_h100/peers.csv"),
+            "peers.csv",
+        )
+        .unwrap();
+        let want = peers
+            .iter()
+            .find(|p| p.peer == "cublas_fp16" && p.k == 4096 && p.n == 4096 && p.batch == 1)
+            .unwrap();
         let c = m.cublas_us(4096, 4096, 1);
-        assert!(c.measured && (c.us - 21.776).abs() < 1e-3);
+        assert!(c.measured && (c.us - want.median_us).abs() < 1e-3, "{c:?}");
         // Every measurement is within the stated error of the fit, and the error is bounded.
         println!("fit error {:.3}", m.max_fit_err);
         assert!(
