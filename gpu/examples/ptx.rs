@@ -7,19 +7,21 @@ use gpu::kernels::{KernelKey, Source};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Named by their file, without ".cu".
+    let name = |s: &Source| s.file().trim_end_matches(".cu");
     let sources = [
-        ("copy", Source::Copy),
-        ("attention", Source::Attention),
-        ("decode", Source::Decode),
-        ("attention_sm90", Source::AttentionSm90),
-        ("ring", Source::Ring),
-        ("lowbit", Source::Lowbit),
+        Source::Copy,
+        Source::Attention,
+        Source::Decode,
+        Source::AttentionSm90,
+        Source::Ring,
+        Source::Lowbit,
     ];
     let Some(source) = args
         .first()
-        .and_then(|a| sources.iter().find(|(n, _)| n == a))
+        .and_then(|a| sources.iter().find(|s| name(s) == a))
     else {
-        let names: Vec<&str> = sources.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = sources.iter().map(name).collect();
         eprintln!(
             "usage: ptx SOURCE [NAME=VALUE...]; sources: {}",
             names.join(", ")
@@ -39,7 +41,7 @@ fn main() {
             }
         }
     }
-    match KernelKey::new(source.1, &defines).compile("sm_90a") {
+    match KernelKey::new(*source, &defines).compile("sm_90a") {
         Ok(ptx) => print!("{}", ptx.to_src()),
         Err(e) => {
             eprintln!("{e}");
