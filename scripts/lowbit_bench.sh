@@ -11,4 +11,4 @@ mkdir -p "$out"
 ./.devbin/gpu_tests --test-threads=1 --nocapture lowbit 2>&1 | tee "$out/tests.log" | grep -E "^test |test result"
 ./.devbin/lowbitbench "$bench" "$out/ours.csv" 2>&1 | tee "$out/bench.log"
 PYTHONUNBUFFERED=1 python3 scripts/lowbit_peers.py run "$bench" "$out/peers.csv" > "$out/peers.log" 2>&1
-python3 scripts/lowbit_peers.py compare "$out/ours.csv" "$out/peers.csv" "$out/compare.md"
+python3 scripts/lowbit_peers.py compare "$out/ours.csv" "$out/peers.csv" "$out/compare.md" "$bench"

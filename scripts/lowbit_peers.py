@@ -5,9 +5,9 @@
       cuBLAS fp16 (torch.nn.functional.linear on fp16 tensors) and PyTorch's int8 matmul
       (torch._int_mm, int8 x int8 -> int32; it needs more than 16 rows, so batches below 17 run
       padded to 32 rows, which the table says) on the bench file's shapes and batches, timed like
-      ours: CUDA events around each repetition, the L2 flushed before each, median; three
+      ours: CUDA events around each repetition, the L2 flushed before each (flush_mode), median; three
       interleaved rounds, the fastest round's median reported and every round's kept.
-  lowbit_peers.py compare OURS.csv PEERS.csv OUT.md
+  lowbit_peers.py compare OURS.csv PEERS.csv OUT.md [BENCH.toml]
       speedups of each of our formats (its selected tiling) over cuBLAS fp16, and the fraction of
       the measured copy bandwidth each reaches counting weight, table and scale bytes.
 """
@@ -15,6 +15,8 @@ import csv
 import statistics
 import sys
 import tomllib
+
+import l2flush
 
 
 def run(bench, out):
@@ -24,7 +26,7 @@ def run(bench, out):
     t = cfg.get("timing", {})
     warm, reps = t.get("warmup", 5), t.get("reps", 30)
     dev = torch.cuda.get_device_name()
-    flush = torch.empty(int(2 * 50e6 // 4) * 2, dtype=torch.int32, device="cuda")
+    flush = l2flush.flusher(torch, t)
 
     def time(fn):
         for _ in range(warm):
@@ -32,7 +34,7 @@ def run(bench, out):
         torch.cuda.synchronize()
         samples = []
         for _ in range(reps):
-            flush.fill_(7)
+            flush()
             a = torch.cuda.Event(enable_timing=True)
             b = torch.cuda.Event(enable_timing=True)
             a.record()
@@ -80,13 +82,16 @@ def run(bench, out):
                     + ";".join(f"{v:.3f}" for v in rs) + f",{dev}\n")
 
 
-def compare(ours, peers, out):
+def compare(ours, peers, out, bench=None):
+    mode = "read"
+    if bench:
+        mode = tomllib.load(open(bench, "rb")).get("timing", {}).get("flush_mode", "read")
     o = [r for r in csv.DictReader(open(ours)) if r["selected"] == "true"]
     p = {(r["peer"], r["k"], r["n"], r["batch"]): r for r in csv.DictReader(open(peers))}
     fmts = ["lut2", "lut3", "lut4", "int4", "int8", "fp16"]
     lines = [
         f"Device: {o[0]['device'].split(' (')[0]}; copy bandwidth {float(o[0]['copy_gbytes_per_s']):.0f} GB/s.",
-        "Time in us (median, L2 flushed); speedup over cuBLAS fp16 (torch.nn.functional.linear) in the same run; "
+        f"Time in us (median, L2 flushed by {'writing' if mode == 'write' else 'reading'} a buffer twice its size); speedup over cuBLAS fp16 (torch.nn.functional.linear) in the same run; "
         "BW: fraction of the measured copy bandwidth, counting weight, table and scale bytes.",
         "",
         "| k x n | batch | cuBLAS fp16 us | int_mm us (rows run) | "
@@ -118,4 +123,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(sys.argv[2], sys.argv[3])
     else:
-        compare(sys.argv[2], sys.argv[3], sys.argv[4])
+        compare(*sys.argv[2:6])

@@ -177,8 +177,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const int k0 = blockIdx.y * kc;
     const int klen = min(kc, k - k0);
     const int steps = klen / 64;
-    // Stage x (pre-scaled; the INT formats take each 8 in the order 0,2,4,6,1,3,5,7 to match
-    // their nibble planes). Thread i fills chunks 2 qt and 2 qt + 1 (16 k) of step s = i % steps:
+    // Stage x (the INT formats pre-scaled, each 8 in the order 0,2,4,6,1,3,5,7 to match their
+    // nibble planes; the others copied as they are). Thread i fills chunks 2 qt and 2 qt + 1 (16 k) of step s = i % steps:
     // a quarter warp's stores land in 8 different slots, no bank conflict.
     uint4* xs = (uint4*)smem;
     for (int b = 0; b < BATCH; ++b) {
@@ -187,7 +187,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             const uint4* src = (const uint4*)(x + (size_t)b * k + k0 + s * 64 + qt * 16);
             const uint4 v0 = src[0], v1 = src[1];
             const u32 vw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-#pragma unroll
+#if IS_INT
             u32 out8[8];
 #pragma unroll
             for (int pp = 0; pp < 8; ++pp) {
@@ -195,15 +195,17 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
                     int e = 2 * pp + h;  // staged position within the 16
-#if IS_INT
                     const int d = e & 7;
                     e = (e & ~7) + (d < 4 ? 2 * d : 2 * (d - 4) + 1);
-#endif
                     const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
                     out |= (u32)f32_to_elem(v) << (16 * h);
                 }
                 out8[pp] = out;
             }
+#else
+            // Unscaled, in order: the chunks are copied as they are.
+            const u32 (&out8)[8] = vw;
+#endif
 #pragma unroll
             for (int h = 0; h < 2; ++h)
                 xs[((b * steps + s) << 3) + ((2 * qt + h) ^ (s & 7))] =

@@ -1,5 +1,11 @@
 //! Measurement done right: warm-up, CUDA events around each repetition, the median of many
 //! repetitions, an L2 flush before each (or rotating input sets), outputs poisoned before runs.
+//!
+//! The flush reads a buffer twice the L2 size by default ([`FlushMode::Read`]): the L2 is then
+//! full of clean lines, as it is when a decode step's kernel starts after the previous layer's
+//! weights went through. Flushing by writing ([`FlushMode::Write`]) leaves it full of dirty lines,
+//! whose write-back is charged to the timed kernel: tens of microseconds at 50 MB, which inflates
+//! short memory-bound kernels most.
 
 use crate::device::Gpu;
 use crate::kernels::Source;
@@ -15,8 +21,32 @@ pub struct TimingConfig {
     pub warmup: usize,
     /// Timed repetitions; the median is reported.
     pub reps: usize,
-    /// Overwrite a buffer twice the L2 size before every repetition.
+    /// Evict the L2 before every repetition (through a buffer twice its size).
     pub flush_l2: bool,
+    /// How the L2 is evicted: `"read"` (clean lines left behind; the default) or `"write"`
+    /// (dirty lines left behind, whose write-back the timed kernel pays for).
+    pub flush_mode: FlushMode,
+}
+
+/// How [`Harness::flush_l2`] evicts the L2 cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushMode {
+    /// Read the flush buffer: the L2 ends full of clean lines.
+    #[default]
+    Read,
+    /// Overwrite the flush buffer: the L2 ends full of dirty lines.
+    Write,
+}
+
+impl FlushMode {
+    /// The name used in bench files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlushMode::Read => "read",
+            FlushMode::Write => "write",
+        }
+    }
 }
 
 impl Default for TimingConfig {
@@ -25,6 +55,7 @@ impl Default for TimingConfig {
             warmup: 10,
             reps: 50,
             flush_l2: true,
+            flush_mode: FlushMode::Read,
         }
     }
 }
@@ -69,6 +100,8 @@ impl Timing {
 pub struct Harness<'g> {
     gpu: &'g Gpu,
     flush: Option<CudaSlice<u32>>,
+    /// Where the read flush stores its (never taken) result.
+    sink: CudaSlice<u32>,
 }
 
 fn grid_for(gpu: &Gpu, n: u64) -> LaunchConfig {
@@ -88,9 +121,14 @@ impl<'g> Harness<'g> {
             .stream
             .alloc_zeros::<u32>(words)
             .map_err(|e| GpuError::driver("allocating the L2 flush buffer", e))?;
+        let sink = gpu
+            .stream
+            .alloc_zeros::<u32>(1)
+            .map_err(|e| GpuError::driver("allocating the flush sink", e))?;
         Ok(Harness {
             gpu,
             flush: Some(flush),
+            sink,
         })
     }
 
@@ -124,12 +162,37 @@ impl<'g> Harness<'g> {
         Ok(())
     }
 
-    /// Evicts the L2 cache by overwriting a buffer twice its size.
-    pub fn flush_l2(&mut self) -> Result<()> {
-        let mut buf = self.flush.take().expect("flush buffer");
-        let r = self.poison(&mut buf, 0x5a5a_5a5a);
+    /// Evicts the L2 cache through a buffer twice its size, by reading or by overwriting it.
+    pub fn flush_l2(&mut self, mode: FlushMode) -> Result<()> {
+        let Some(mut buf) = self.flush.take() else {
+            return Err(GpuError::Check("the L2 flush buffer is in use".into()));
+        };
+        let r = match mode {
+            FlushMode::Write => self.poison(&mut buf, 0x5a5a_5a5a),
+            FlushMode::Read => self.read_all(&buf),
+        };
         self.flush = Some(buf);
         r
+    }
+
+    /// Reads every word of `buf` (the store to the sink depends on all of them, so no load can
+    /// be dropped, and it never happens: the buffer holds no all-ones word).
+    fn read_all(&mut self, buf: &CudaSlice<u32>) -> Result<()> {
+        let n = (buf.len() / 4) as u64;
+        let f = self.gpu.function(Source::Copy, &[], "read_u4")?;
+        #[allow(unsafe_code)]
+        // SAFETY: read_u4 reads n 16-byte vectors of buf (4n words) and may write sink[0].
+        unsafe {
+            self.gpu
+                .stream
+                .launch_builder(&f)
+                .arg(buf)
+                .arg(&n)
+                .arg(&mut self.sink)
+                .launch(grid_for(self.gpu, n))
+                .map_err(|e| GpuError::driver("read_u4", e))?;
+        }
+        Ok(())
     }
 
     /// Times `run` (which only enqueues work on the GPU's stream): `warmup` untimed calls, then
@@ -154,7 +217,7 @@ impl<'g> Harness<'g> {
         let ends: Vec<_> = (0..cfg.reps).map(ev).collect::<Result<_>>()?;
         for i in 0..cfg.reps {
             if cfg.flush_l2 {
-                self.flush_l2()?;
+                self.flush_l2(cfg.flush_mode)?;
             }
             starts[i]
                 .record(&self.gpu.stream)
@@ -216,6 +279,21 @@ impl<'g> Harness<'g> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_mode_defaults_to_read_and_names_the_choices() {
+        let t: TimingConfig = toml::from_str("reps = 3").unwrap();
+        assert!(t.flush_l2 && t.flush_mode == FlushMode::Read);
+        let t: TimingConfig = toml::from_str("flush_mode = \"write\"").unwrap();
+        assert_eq!(t.flush_mode.name(), "write");
+        let e = toml::from_str::<TimingConfig>("flush_mode = \"dirty\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dirty") && e.contains("read") && e.contains("write"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn timing_summary_is_order_statistics() {

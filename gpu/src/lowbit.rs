@@ -345,7 +345,7 @@ pub struct Tiling {
 }
 
 impl Tiling {
-    /// The variants the search measures for a shape: rows per warp 1, 2, 4 (at most
+    /// The variants the search measures for a shape: rows per warp 1, 2, 4, 8 (at most
     /// 32 rows x batch columns of accumulators); k split into the fewest chunks whose
     /// activations fit in 96 KB of shared memory, and into 2x and 4x as many (more blocks for
     /// short outputs). At batch 8-32 the tensor-core kernel is tried too, with 1, 2 or 4 tiles
@@ -363,7 +363,7 @@ impl Tiling {
             }
             last = kc;
             // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
-            for rows in [1, 2, 4].into_iter().filter(|r| r * batch <= 32) {
+            for rows in [1, 2, 4, 8].into_iter().filter(|r| r * batch <= 32) {
                 for per_sm in [1, 4, 8] {
                     out.push(Tiling {
                         rows,
@@ -470,10 +470,19 @@ impl Gemv {
 
     /// Enqueues y = W x (zeroing y first when k is split).
     pub fn launch(&mut self, gpu: &Gpu, t: Tiling) -> Result<()> {
-        if !t.kc.is_multiple_of(64) || t.kc == 0 || ![1, 2, 4].contains(&t.rows) {
+        let rows_ok = if t.mma {
+            [1, 2, 4].contains(&t.rows)
+        } else {
+            [1, 2, 4, 8].contains(&t.rows) && t.rows * self.batch <= 32
+        };
+        if !t.kc.is_multiple_of(64) || t.kc == 0 || !rows_ok {
             return Err(GpuError::unsupported(
                 "tiling",
-                format!("{}: kc a multiple of 64, rows 1, 2 or 4", t.label()),
+                format!(
+                    "{}: kc a multiple of 64; rows 1, 2, 4 or 8 with rows x batch <= 32 \
+                     (the tensor-core kernel: 1, 2 or 4)",
+                    t.label()
+                ),
             ));
         }
         let defs = [
@@ -977,6 +986,10 @@ mod tests {
         assert!(Tiling::candidates(4096, 8).iter().any(|t| t.mma));
         let one = Tiling::candidates(4096, 1);
         assert!(one.iter().any(|t| t.kc == 4096) && one.iter().all(|t| !t.mma));
+        assert!(one.iter().any(|t| t.rows == 8));
+        assert!(Tiling::candidates(4096, 8)
+            .iter()
+            .all(|t| t.mma || t.rows * 8 <= 32));
         assert!(
             LowbitConfig::parse("shapes=[[4096,4096]]\nbatches=[3]\nformats=[\"lut2\"]", "x")
                 .is_err()

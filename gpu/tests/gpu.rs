@@ -56,7 +56,10 @@ fn all_variant_defines() -> Vec<KernelKey> {
     }
     for f in Format::ALL {
         for batch in [1i64, 32] {
-            for rows in [1i64, 2, 4] {
+            for rows in [1i64, 2, 4, 8]
+                .into_iter()
+                .filter(|r| r * batch <= 32 || *r < 8)
+            {
                 keys.push(KernelKey::new(
                     Source::Lowbit,
                     &[
