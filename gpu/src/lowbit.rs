@@ -338,6 +338,7 @@ pub struct Tiling {
     /// k per block (multiple of 64).
     pub kc: usize,
     /// Blocks per SM (per k-chunk), at most; fewer when the rows run out (CUDA-core kernel).
+    /// 0: one wave, as many blocks as fit on the GPU at once, shared by the k-chunks.
     pub per_sm: usize,
     /// The tensor-core kernel (batch 8-32): `rows` counts tiles of 16 rows per warp, one block
     /// per 64 x `rows` rows.
@@ -348,8 +349,8 @@ impl Tiling {
     /// The variants the search measures for a shape: rows per warp 1, 2, 4, 8 (at most
     /// 32 rows x batch columns of accumulators); k split into the fewest chunks whose
     /// activations fit in 96 KB of shared memory, and into 2x and 4x as many (more blocks for
-    /// short outputs). At batch 8-32 the tensor-core kernel is tried too, with 1, 2 or 4 tiles
-    /// of 16 rows per warp.
+    /// short outputs); 1, 4 or 8 blocks per SM, or one wave of as many as fit. At batch 8-32
+    /// the tensor-core kernel is tried too, with 1, 2 or 4 tiles of 16 rows per warp.
     pub fn candidates(k: usize, batch: usize) -> Vec<Tiling> {
         let mut out = Vec::new();
         let fewest = (1..).find(|s| batch * k.div_ceil(*s).div_ceil(64) * 64 * 2 <= 96 << 10);
@@ -364,7 +365,7 @@ impl Tiling {
             last = kc;
             // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
             for rows in [1, 2, 4, 8].into_iter().filter(|r| r * batch <= 32) {
-                for per_sm in [1, 4, 8] {
+                for per_sm in [1, 4, 8, 0] {
                     out.push(Tiling {
                         rows,
                         kc,
@@ -390,6 +391,8 @@ impl Tiling {
     pub fn label(&self) -> String {
         if self.mma {
             format!("mma-r{}/kc{}", self.rows, self.kc)
+        } else if self.per_sm == 0 {
+            format!("r{}/kc{}/wave", self.rows, self.kc)
         } else {
             format!("r{}/kc{}/s{}", self.rows, self.kc, self.per_sm)
         }
@@ -523,10 +526,19 @@ impl Gemv {
         }
         let blocks = if t.mma {
             self.n.div_ceil(WARPS * 16 * t.rows)
+        } else if t.per_sm == 0 {
+            let fit = f
+                .occupancy_max_active_blocks_per_multiprocessor((WARPS * 32) as u32, smem, None)
+                .map_err(|e| GpuError::driver("occupancy of lowbit_gemv", e))?
+                as usize;
+            self.n
+                .div_ceil(WARPS * t.rows)
+                .min((gpu.info.sms as usize * fit.max(1)).div_ceil(splits))
+                .max(1)
         } else {
             self.n
                 .div_ceil(WARPS * t.rows)
-                .min(gpu.info.sms as usize * t.per_sm.max(1))
+                .min(gpu.info.sms as usize * t.per_sm)
         };
         let cfg = LaunchConfig {
             grid_dim: (blocks as u32, splits as u32, 1),
@@ -987,6 +999,8 @@ mod tests {
         let one = Tiling::candidates(4096, 1);
         assert!(one.iter().any(|t| t.kc == 4096) && one.iter().all(|t| !t.mma));
         assert!(one.iter().any(|t| t.rows == 8));
+        let wave = one.iter().find(|t| t.per_sm == 0).unwrap();
+        assert_eq!(wave.label(), format!("r{}/kc{}/wave", wave.rows, wave.kc));
         assert!(Tiling::candidates(4096, 8)
             .iter()
             .all(|t| t.mma || t.rows * 8 <= 32));
