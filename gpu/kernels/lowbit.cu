@@ -178,8 +178,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const int klen = min(kc, k - k0);
     const int steps = klen / 64;
     // Stage x (the INT formats pre-scaled, each 8 in the order 0,2,4,6,1,3,5,7 to match their
-    // nibble planes; the others copied as they are). Thread i fills chunks 2 qt and 2 qt + 1 (16 k) of step s = i % steps:
-    // a quarter warp's stores land in 8 different slots, no bank conflict.
+    // nibble planes; the others copied as they are). Thread i fills chunks 2 qt and 2 qt + 1
+    // (16 k) of step s = i % steps: a quarter warp's stores land in 8 different slots, no bank
+    // conflict.
     uint4* xs = (uint4*)smem;
     for (int b = 0; b < BATCH; ++b) {
         for (int i = threadIdx.x; i < steps * 4; i += WARPS * 32) {
