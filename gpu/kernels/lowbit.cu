@@ -42,6 +42,9 @@
 #define IS_INT (FMT == 4 || FMT == 5)
 // Pair-table entries: two codes per index.
 #define PAIRS (1 << (2 * BITS))
+// Bytes per row's pair table in shared memory: at least 256, so a table's address has a zero
+// low byte and a LUT2 lookup address is one PRMT of the index byte into it.
+#define TBYTES (PAIRS * 4 < 256 ? 256 : PAIRS * 4)
 // x is held as x * XSCALE in shared memory for the INT formats (keeps fp16 sums in range).
 #if FMT == 4
 #define XSCALE (1.0f / 128.0f)
@@ -167,10 +170,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     extern __shared__ __align__(16) unsigned char smem[];
     const uint4* xq = (const uint4*)smem;
 #if IS_LUT
-    // Pair tables [WARPS][ROWS][PAIRS] fp16x2 after x, each aligned to its own size, so a
+    // Pair tables [WARPS][ROWS] of PAIRS fp16x2 (TBYTES each) after x, aligned to TBYTES, so a
     // lookup address is the table's address OR four times the index.
     const u32 sm0 = smem_addr(smem);
-    const u32 tab0 = (sm0 + BATCH * kc * 2 + PAIRS * 4 - 1) & ~(u32)(PAIRS * 4 - 1);
+    const u32 tab0 = (sm0 + BATCH * kc * 2 + TBYTES - 1) & ~(u32)(TBYTES - 1);
     u32* pair = (u32*)(smem + (tab0 - sm0));
 #endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -227,10 +230,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     if (lane < steps) fetch_codes(pa, pb, rows, k, (size_t)k0 + (size_t)lane * 64, w2n, w1n);
 #endif
 #if IS_LUT
-    u32* pt = pair + warp * ROWS * PAIRS;
+    u32* pt = pair + warp * ROWS * (TBYTES / 4);
     u32 tb[ROWS];   // shared addresses of this warp's row tables
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) tb[r] = tab0 + (u32)((warp * ROWS + r) * PAIRS * 4);
+    for (int r = 0; r < ROWS; ++r) tb[r] = tab0 + (u32)((warp * ROWS + r) * TBYTES);
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
         const u16* t = tables + (size_t)rows[r] * (1 << BITS);
@@ -242,7 +245,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             const int c0 = i & ((1 << BITS) - 1);
             const int c1 = i >> BITS;
 #endif
-            pt[r * PAIRS + i] = (u32)t[c0] | ((u32)t[c1] << 16);
+            pt[r * (TBYTES / 4) + i] = (u32)t[c0] | ((u32)t[c1] << 16);
         }
     }
     __syncwarp();
@@ -270,6 +273,16 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         if (s + 32 < steps) fetch_codes(pa, pb, rows, k, kg + 32 * 64, w2n, w1n);
 #pragma unroll
         for (int q = 0; q < 4; ++q) {             // 16 weights per word
+#if FMT == 1
+            // Four times each pair's 4-bit index, one per byte: even pairs in xe, odd in xo.
+            u32 xe[ROWS], xo[ROWS];
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) {
+                const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
+                xe[r] = (word << 2) & 0x3c3c3c3cu;
+                xo[r] = (word >> 2) & 0x3c3c3c3cu;
+            }
+#endif
             uint4 xc[BATCH];
 #pragma unroll
             for (int p = 0; p < 8; ++p) {         // pairs
@@ -281,9 +294,14 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 }
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) {
+#if FMT == 1
+                    // The table's address with its low byte replaced by the pair's index byte.
+                    const u32 addr = prmt(p & 1 ? xo[r] : xe[r], tb[r], 0x7650 + (p >> 1));
+#else
                     const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
                     // The pair's table address: 4 x (its 4 low code bits | 2 high bits << 4).
                     u32 addr = (move_bits(word, 4 * p, 2) & 0x3cu) | tb[r];
+#endif
 #if FMT == 2
                     const u32 hw = q < 2 ? w1[r].x : w1[r].y;
                     addr |= move_bits(hw, (q & 1) * 16 + 2 * p, 6) & 0xc0u;

@@ -466,7 +466,9 @@ impl Gemv {
             self.batch * t.kc * 2 + tables
         } else {
             // The pair tables are aligned to their size: up to one table of padding.
-            let table = self.format.pairs() * 4;
+            // (At least 256 bytes each, as the kernel's TBYTES.)
+            let pairs = self.format.pairs();
+            let table = if pairs > 0 { (pairs * 4).max(256) } else { 0 };
             self.batch * t.kc * 2 + (WARPS * t.rows + 1) * table
         }
     }
