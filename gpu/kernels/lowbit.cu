@@ -273,16 +273,26 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         if (s + 32 < steps) fetch_codes(pa, pb, rows, k, kg + 32 * 64, w2n, w1n);
 #pragma unroll
         for (int q = 0; q < 4; ++q) {             // 16 weights per word
-#if FMT == 1
-            // Four times each pair's 4-bit index, one per byte: even pairs in xe, odd in xo.
+            // Four times each pair's table index, one per byte: the 8 pairs of this word, even
+            // pairs in xe, odd in xo. Index bits 0-3 are the two 2-bit codes (bits 4p..4p+3 of
+            // the word); for LUT3, bits 4-5 are their third bits (bits 2p, 2p+1 of the word's
+            // 16 in the P1 plane).
             u32 xe[ROWS], xo[ROWS];
 #pragma unroll
             for (int r = 0; r < ROWS; ++r) {
                 const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
                 xe[r] = (word << 2) & 0x3c3c3c3cu;
                 xo[r] = (word >> 2) & 0x3c3c3c3cu;
-            }
+#if FMT == 2
+                // The 16 third bits, nibble j = pairs 2j and 2j + 1, moved to bits 0-7 and
+                // 16-23 of t. A multiply shifts nibble j's bits for pair 2j (or 2j + 1) to bits
+                // 6-7 of byte j; the cross terms land only on bits 2-4, outside those.
+                const u32 hw = q < 2 ? w1[r].x : w1[r].y;
+                const u32 t = prmt(hw, 0u, (q & 1) ? 0x4342 : 0x4140);
+                xe[r] |= ((t & 0x00330033u) * 0x440u) & 0xc0c0c0c0u;
+                xo[r] |= ((t & 0x00cc00ccu) * 0x110u) & 0xc0c0c0c0u;
 #endif
+            }
             uint4 xc[BATCH];
 #pragma unroll
             for (int p = 0; p < 8; ++p) {         // pairs
@@ -294,18 +304,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 }
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) {
-#if FMT == 1
                     // The table's address with its low byte replaced by the pair's index byte.
                     const u32 addr = prmt(p & 1 ? xo[r] : xe[r], tb[r], 0x7650 + (p >> 1));
-#else
-                    const u32 word = q == 0 ? w2[r].x : q == 1 ? w2[r].y : q == 2 ? w2[r].z : w2[r].w;
-                    // The pair's table address: 4 x (its 4 low code bits | 2 high bits << 4).
-                    u32 addr = (move_bits(word, 4 * p, 2) & 0x3cu) | tb[r];
-#endif
-#if FMT == 2
-                    const u32 hw = q < 2 ? w1[r].x : w1[r].y;
-                    addr |= move_bits(hw, (q & 1) * 16 + 2 * p, 6) & 0xc0u;
-#endif
                     const u32 wv = lds32(addr);
 #pragma unroll
                     for (int b = 0; b < BATCH; ++b) hacc[r][b] = hfma2(wv, xv[b], hacc[r][b]);
