@@ -43,7 +43,7 @@
 // Pair-table entries: two codes per index.
 #define PAIRS (1 << (2 * BITS))
 // Bytes per row's pair table in shared memory: at least 256, so a table's address has a zero
-// low byte and a LUT2 lookup address is one PRMT of the index byte into it.
+// low byte and a LUT2/LUT3 lookup address is one PRMT of the index byte into it.
 #define TBYTES (PAIRS * 4 < 256 ? 256 : PAIRS * 4)
 // x is held as x * XSCALE in shared memory for the INT formats (keeps fp16 sums in range).
 #if FMT == 4
