@@ -283,4 +283,167 @@ decode_pq(const u16* __restrict__ Q, const u8* __restrict__ codes_k, const u8* _
         if (threadIdx.x == 0) part_lse[slot] = l > 0.f ? (m + log2f(l)) * LN2 : NEG_INF;
     }
 }
+#if DSUB >= 2
+// The same over the "lanes" layout, in which no shared-memory lookup has a bank conflict. The
+// older kernel's lookups hit random banks (32 random words in 32 banks take about 3.5 passes);
+// here every lane of a warp reads a different bank on every lookup:
+// - Score tables, one per group of PQ_G = min(M, 32) subspaces: row c (256 bytes) holds
+//   T[g*PQ_G + (j mod PQ_G)][c] in word j, repeated along the row. Lane l (key l of a 32-key
+//   tile) reads word l + x of its code's row at step x, which is subspace (l + x) mod PQ_G: bank
+//   (l + x) mod 32. The cache stores each key's codes rotated by (its tile position) within each
+//   group, so that the code for step x sits in a fixed byte. The address is one byte permute:
+//   (code << 8) | 4 l.
+// - Value codebook, one row per centroid c (256 bytes): the whole head dimension of centroid c.
+//   Lane l owns output words l and l + 32 (elements 2l, 2l + 1, 64 + 2l, 65 + 2l): bank l. The
+//   value codes come packed per lane group (the lanes whose words share subspaces) and tile, so
+//   a lane holds its codes for the tile's 32 keys in registers.
+// - No block barriers in the main loop: each warp runs an online softmax over its own tiles,
+//   prefetching the next tile's codes, and the warps merge once at the end.
+// Tiles: codes_k [B, HKV, tiles][PQ_KU][32 lanes] uint4, codes_v [B, HKV, tiles][PQ_VU][PQ_VJ]
+// uint4 (gpu/src/decode.rs packs them). chunk_tiles tiles per split.
+#define PQ_G (PQ_M < 32 ? PQ_M : 32)
+#define PQ_NG (PQ_M / PQ_G)
+#define PQ_VW (HEAD_DIM / 64)
+#define PQ_VJ (64 / DSUB)
+#define PQ_KU (PQ_M / 16)
+#define PQ_VU (2 * PQ_VW)
+#ifndef PQ_LW
+#define PQ_LW 16
+#endif
+
+__device__ __forceinline__ u32 word_of(const uint4* v, int w) {
+    const uint4 x = v[w >> 2];
+    return (w & 3) == 0 ? x.x : (w & 3) == 1 ? x.y : (w & 3) == 2 ? x.z : x.w;
+}
+
+extern "C" __global__ void __launch_bounds__(PQ_LW * 32)
+decode_pq_lanes(const u16* __restrict__ Q, const uint4* __restrict__ codes_k, const uint4* __restrict__ codes_v,
+                const u16* __restrict__ cb_k, const u16* __restrict__ cb_v, float* __restrict__ part_o,
+                float* __restrict__ part_lse, int H, int HKV, int tiles_cap, const int* __restrict__ lens,
+                int chunk_tiles, int slots, float scale_log2) {
+    extern __shared__ __align__(16) unsigned char pq_smem[];
+    float* tab = (float*)pq_smem;                       // [PQ_NG][256][64]
+    u32* vcb = (u32*)(pq_smem + PQ_NG * 65536);         // [256][64]
+    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / (H / HKV);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int len = lens[b];
+    const int t0 = split * chunk_tiles;
+    const int t1 = min((len + 31) >> 5, t0 + chunk_tiles);
+    const u16* qrow = Q + (size_t)(b * H + h) * HEAD_DIM;
+    const u16* ck = cb_k + (size_t)hk * PQ_M * 256 * DSUB;
+    const u16* cvg = cb_v + (size_t)hk * PQ_M * 256 * DSUB;
+    for (int i = threadIdx.x; i < PQ_M * 256; i += PQ_LW * 32) {
+        const int mm = i >> 8, c = i & 255;
+        float d = 0.f;
+#pragma unroll
+        for (int e = 0; e < DSUB; ++e) d += elem_to_f32(qrow[mm * DSUB + e]) * elem_to_f32(ck[i * DSUB + e]);
+        float* row = tab + (mm / PQ_G) * 16384 + c * 64;
+#pragma unroll
+        for (int j = mm % PQ_G; j < 64; j += PQ_G) row[j] = d * scale_log2;
+    }
+    for (int i = threadIdx.x; i < 256 * HEAD_DIM / 2; i += PQ_LW * 32) {
+        const int c = i / (HEAD_DIM / 2), w = i % (HEAD_DIM / 2);
+        const int mm = 2 * w / DSUB, e = 2 * w % DSUB;
+        vcb[c * 64 + w] = *(const u32*)(cvg + (mm * 256 + c) * DSUB + e);
+    }
+    __syncthreads();
+
+    const u32 lane4 = (u32)lane * 4;
+    const int vj = lane / (DSUB / 2);
+    const uint4* kt = codes_k + (size_t)(b * HKV + hk) * tiles_cap * (PQ_KU * 32) + lane;
+    const uint4* vt = codes_v + (size_t)(b * HKV + hk) * tiles_cap * (PQ_VU * PQ_VJ) + vj;
+    float m = NEG_INF, l = 0.f, acc[2 * PQ_VW];
+#pragma unroll
+    for (int e = 0; e < 2 * PQ_VW; ++e) acc[e] = 0.f;
+    uint4 kq[PQ_KU], vq[PQ_VU];
+    int t = t0 + warp;
+    if (t < t1) {
+#pragma unroll
+        for (int u = 0; u < PQ_KU; ++u) kq[u] = kt[(size_t)t * (PQ_KU * 32) + u * 32];
+#pragma unroll
+        for (int u = 0; u < PQ_VU; ++u) vq[u] = vt[(size_t)t * (PQ_VU * PQ_VJ) + u * PQ_VJ];
+    }
+    for (; t < t1; t += PQ_LW) {
+        uint4 nk[PQ_KU], nv[PQ_VU];
+        const int tn = t + PQ_LW;
+        if (tn < t1) {
+#pragma unroll
+            for (int u = 0; u < PQ_KU; ++u) nk[u] = kt[(size_t)tn * (PQ_KU * 32) + u * 32];
+#pragma unroll
+            for (int u = 0; u < PQ_VU; ++u) nv[u] = vt[(size_t)tn * (PQ_VU * PQ_VJ) + u * PQ_VJ];
+        }
+        // Score of this lane's key: byte x of group g is the code of subspace g*PQ_G + (x + l) mod PQ_G.
+        float s = 0.f;
+#pragma unroll
+        for (int g = 0; g < PQ_NG; ++g)
+#pragma unroll
+            for (int x = 0; x < PQ_G; ++x) {
+                const int pos = g * PQ_G + x;
+                const u32 a = __byte_perm(word_of(kq, pos >> 2), lane4, 0x5504 | ((pos & 3) << 4));
+                s += *(const float*)(pq_smem + g * 65536 + a + 4 * x);
+            }
+        if (t * 32 + lane >= len) s = NEG_INF;
+        float mx = s;
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, off));
+        const float mn = fmaxf(m, mx);
+        const float mu = mn == NEG_INF ? 0.f : mn;
+        const float alpha = fast_exp2(m - mu);
+        const float p = fast_exp2(s - mu);
+        m = mn;
+        l = l * alpha + p;
+#pragma unroll
+        for (int e = 0; e < 2 * PQ_VW; ++e) acc[e] *= alpha;
+        // Values: key k's weight from lane k; this lane's value codes for key k are bytes
+        // k * PQ_VW .. of its packed run.
+#pragma unroll
+        for (int k = 0; k < 32; ++k) {
+            const float pk = __shfl_sync(0xffffffff, p, k);
+#pragma unroll
+            for (int i = 0; i < PQ_VW; ++i) {
+                const int byte = k * PQ_VW + i;
+                const u32 a = __byte_perm(word_of(vq, byte >> 2), lane4, 0x5504 | ((byte & 3) << 4));
+                const u32 w = *(const u32*)(pq_smem + PQ_NG * 65536 + a + 128 * i);
+                acc[2 * i] += pk * elem_to_f32((u16)(w & 0xffff));
+                acc[2 * i + 1] += pk * elem_to_f32((u16)(w >> 16));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < PQ_KU; ++u) kq[u] = nk[u];
+#pragma unroll
+        for (int u = 0; u < PQ_VU; ++u) vq[u] = nv[u];
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffff, l, off);
+    __syncthreads();  // the tables are free: merge the warps through them
+    float* wm = tab;                      // [PQ_LW]
+    float* wl = tab + PQ_LW;              // [PQ_LW]
+    float* wacc = tab + 2 * PQ_LW;        // [PQ_LW][HEAD_DIM]
+#pragma unroll
+    for (int i = 0; i < PQ_VW; ++i) {
+        wacc[warp * HEAD_DIM + 64 * i + 2 * lane] = acc[2 * i];
+        wacc[warp * HEAD_DIM + 64 * i + 2 * lane + 1] = acc[2 * i + 1];
+    }
+    if (lane == 0) {
+        wm[warp] = m;
+        wl[warp] = l;
+    }
+    __syncthreads();
+    if (threadIdx.x < HEAD_DIM) {
+        float M = NEG_INF;
+        for (int i = 0; i < PQ_LW; ++i) M = fmaxf(M, wm[i]);
+        const float mu = M == NEG_INF ? 0.f : M;
+        float L = 0.f, od = 0.f;
+        for (int i = 0; i < PQ_LW; ++i) {
+            const float w = fast_exp2(wm[i] - mu);
+            L += wl[i] * w;
+            od += wacc[i * HEAD_DIM + threadIdx.x] * w;
+        }
+        const size_t slot = (size_t)(b * H + h) * slots + split;
+        part_o[slot * HEAD_DIM + threadIdx.x] = L > 0.f ? od / L : 0.f;
+        if (threadIdx.x == 0) part_lse[slot] = L > 0.f ? (M + log2f(L)) * LN2 : NEG_INF;
+    }
+}
+#endif
 #endif

@@ -3,7 +3,7 @@
 //! poisoned outputs, timed with the harness, and written as one CSV row per (case, variant).
 
 use crate::attention::{self, AttnProblem, AttnVariant, DeviceAttn, DeviceMask, HostAttn};
-use crate::decode::{DecodeProblem, Fp16Decode, HostDecode, PqCache, PqDecode};
+use crate::decode::{DecodeProblem, Fp16Decode, HostDecode, PqCache, PqDecode, PqKernel};
 use crate::device::{nvidia_smi_state, Gpu};
 use crate::harness::{Harness, Timing, TimingConfig};
 use crate::mask::MaskSpec;
@@ -121,13 +121,20 @@ pub struct DecodeCase {
     /// Split counts for the PQ kernel.
     #[serde(default)]
     pub pq_splits: Vec<usize>,
-    /// Threads per block for the PQ kernel.
+    /// Threads per block for the PQ kernel (each kernel runs the counts it supports).
     #[serde(default = "default_pq_threads")]
     pub pq_threads: Vec<usize>,
+    /// PQ kernels to run ("smem", "lanes"; both by default).
+    #[serde(default = "default_pq_kernels")]
+    pub pq_kernels: Vec<PqKernel>,
 }
 
 fn default_pq_threads() -> Vec<usize> {
     vec![512]
+}
+
+fn default_pq_kernels() -> Vec<PqKernel> {
+    vec![PqKernel::Smem, PqKernel::Lanes]
 }
 
 fn default_dtype() -> Dtype {
@@ -476,28 +483,37 @@ fn run_decode(
             let cache = PqCache::random(p, m, window, seed + 17)?;
             let want_pq = cache.reference(p, &host.q);
             let mut best: Vec<Row> = Vec::new();
-            for (&splits, &threads) in case
-                .pq_splits
-                .iter()
-                .flat_map(|s| case.pq_threads.iter().map(move |t| (s, t)))
-            {
-                let mut dec = PqDecode::new(gpu, p, &host.q, &cache, splits, threads)?;
+            let configs = case.pq_kernels.iter().flat_map(|&k| {
+                case.pq_splits.iter().flat_map(move |&s| {
+                    case.pq_threads
+                        .iter()
+                        .filter(move |t| k.threads().contains(t) && k.supports(m, p.head_dim))
+                        .map(move |&t| (k, s, t))
+                })
+            });
+            for (kernel, splits, threads) in configs {
+                let mut dec = PqDecode::new(gpu, p, &host.q, &cache, kernel, splits, threads)?;
                 h.poison(&mut dec.o, 0xffff_ffff)?;
                 dec.launch(gpu, p)?;
                 gpu.sync()?;
                 let err = dec.check(gpu, p, &want_pq)?;
                 if err.relative().is_nan() || err.relative() > tol {
-                    return Err(GpuError::Check(format!("pq decode {} m {m} window {window} splits {splits}: relative error {:.3e} (tolerance {tol:.1e})", case.name, err.relative())));
+                    return Err(GpuError::Check(format!("pq decode {} {} m {m} window {window} splits {splits}: relative error {:.3e} (tolerance {tol:.1e})", case.name, kernel.name(), err.relative())));
                 }
                 let t = h.time(&cfg.timing, || dec.launch(gpu, p))?;
-                log(&format!("pq     {:<10} len {:<6} m {m:<3} win {window:<4} splits {:<4} t{threads:<5} {:>8.1} us {:>7.0} GB/s err {:.2e}", case.name, p.len, splits, t.median_us, cache.bytes(p) / t.median_us / 1e3, err.relative()));
+                // The smem kernel keeps the labels of the runs before the lanes kernel existed.
+                let variant = match kernel {
+                    PqKernel::Smem => format!("split{}-t{threads}", dec.splits),
+                    PqKernel::Lanes => format!("lanes-split{}-t{threads}", dec.splits),
+                };
+                log(&format!("pq     {:<10} len {:<6} m {m:<3} win {window:<4} {variant:<22} {:>8.1} us {:>7.0} GB/s err {:.2e}", case.name, p.len, t.median_us, cache.bytes(p) / t.median_us / 1e3, err.relative()));
                 best.push(Row {
                     kind: "decode_pq".into(),
                     case: case.name.clone(),
                     mask: format!("pq-m{m}-w{window}"),
                     dtype: p.dtype.name().into(),
                     shape,
-                    variant: format!("split{splits}-t{threads}"),
+                    variant,
                     predicted_us: f64::NAN,
                     timing: Some(t),
                     useful_flops: 4.0 * (p.batch * p.heads * p.len * p.head_dim) as f64,

@@ -505,6 +505,108 @@ impl PqCache {
     }
 }
 
+/// Which PQ decode kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PqKernel {
+    /// `decode_pq`: codes in their natural layout; table and codebook lookups hit random
+    /// shared-memory banks.
+    Smem,
+    /// `decode_pq_lanes`: codes packed on upload into the lanes layout ([`pack_lanes`]), whose
+    /// lookups never share a bank; needs `head_dim / m >= 2`.
+    Lanes,
+}
+
+impl PqKernel {
+    /// Name in bench files and result labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            PqKernel::Smem => "smem",
+            PqKernel::Lanes => "lanes",
+        }
+    }
+    /// Whether the kernel handles `m` subspaces at `head_dim`.
+    pub fn supports(self, m: usize, head_dim: usize) -> bool {
+        match self {
+            PqKernel::Smem => true,
+            PqKernel::Lanes => head_dim / m >= 2,
+        }
+    }
+    /// Valid block sizes.
+    pub fn threads(self) -> &'static [usize] {
+        match self {
+            PqKernel::Smem => &[256, 512, 1024],
+            PqKernel::Lanes => &[256, 512],
+        }
+    }
+}
+
+/// Keys per tile of the lanes layout (one per lane of a warp).
+pub const LANE_TILE: usize = 32;
+
+/// Packs PQ codes `[rows][lq][m]` into the lanes layout of `decode_pq_lanes` (decode.cu has the
+/// why): per row, `lq` padded to whole tiles of 32 keys (padding codes 0), and per tile
+/// - key codes `[m / 16][32 lanes][16 bytes]`: lane l's 16-byte words hold key l's codes, each
+///   group of `g = min(m, 32)` subspaces rotated by `l mod g` (byte x of group j is the code of
+///   subspace `j g + (x + l) mod g`);
+/// - value codes `[2 head_dim / 64][64 / dsub groups][16 bytes]`: lane group j (the lanes whose
+///   output words share subspaces) holds, for key k and its i-th word (`i < head_dim / 64`),
+///   the code of subspace `j + 64 i / dsub` at byte `k head_dim / 64 + i` of its run.
+///
+/// Returns (key codes, value codes, tiles per row).
+pub fn pack_lanes(
+    codes_k: &[u8],
+    codes_v: &[u8],
+    rows: usize,
+    lq: usize,
+    m: usize,
+    head_dim: usize,
+) -> (Vec<u8>, Vec<u8>, usize) {
+    let tiles = lq.div_ceil(LANE_TILE);
+    let g = m.min(32);
+    let (dsub, vw) = (head_dim / m, head_dim / 64);
+    let vj = 64 / dsub;
+    let tile_bytes = LANE_TILE * m;
+    let mut pk = vec![0u8; rows * tiles * tile_bytes];
+    let mut pv = vec![0u8; rows * tiles * tile_bytes];
+    let row_bytes = (tiles * tile_bytes).max(1);
+    pk.par_chunks_mut(row_bytes)
+        .zip(pv.par_chunks_mut(row_bytes))
+        .enumerate()
+        .for_each(|(r, (pk, pv))| {
+            let (ck, cv) = (&codes_k[r * lq * m..], &codes_v[r * lq * m..]);
+            for tt in 0..tiles {
+                let base = tt * tile_bytes;
+                let code = |src: &[u8], k: usize, s: usize| -> u8 {
+                    let t = tt * LANE_TILE + k;
+                    if t < lq {
+                        src[t * m + s]
+                    } else {
+                        0
+                    }
+                };
+                for l in 0..LANE_TILE {
+                    for beta in 0..m {
+                        let (grp, x) = (beta / g, beta % g);
+                        let src = grp * g + (x + l) % g;
+                        pk[base + ((beta / 16) * LANE_TILE + l) * 16 + beta % 16] =
+                            code(ck, l, src);
+                    }
+                }
+                for j in 0..vj {
+                    for k in 0..LANE_TILE {
+                        for i in 0..vw {
+                            let bt = k * vw + i;
+                            pv[base + ((bt / 16) * vj + j) * 16 + bt % 16] =
+                                code(cv, k, j + 64 * i / dsub);
+                        }
+                    }
+                }
+            }
+        });
+    (pk, pv, tiles)
+}
+
 /// PQ decode on the device.
 pub struct PqDecode {
     q: CudaSlice<u16>,
@@ -524,9 +626,13 @@ pub struct PqDecode {
     pub lse: CudaSlice<f32>,
     m: usize,
     window: usize,
+    /// Tiles of 32 keys per (batch, KV head) in the lanes layout.
+    tiles: usize,
+    /// The kernel.
+    pub kernel: PqKernel,
     /// Splits of the quantized part.
     pub splits: usize,
-    /// Threads per block of the PQ kernel (256, 512 or 1024).
+    /// Threads per block of the PQ kernel ([`PqKernel::threads`]).
     pub threads: usize,
 }
 
@@ -534,28 +640,58 @@ pub struct PqDecode {
 const PQ_SUB: usize = 512;
 
 impl PqDecode {
-    /// Uploads a PQ cache and the query.
+    /// Uploads a PQ cache (packed into the lanes layout for [`PqKernel::Lanes`]) and the query.
     pub fn new(
         gpu: &Gpu,
         p: &DecodeProblem,
         q: &[u16],
         c: &PqCache,
+        kernel: PqKernel,
         splits: usize,
         threads: usize,
     ) -> Result<Self> {
-        if ![256, 512, 1024].contains(&threads) {
+        let valid = kernel.threads();
+        if !valid.contains(&threads) {
             return Err(GpuError::unsupported(
-                "pq threads",
-                format!("{threads} (valid: 256, 512, 1024)"),
+                format!("pq {} threads", kernel.name()),
+                format!("{threads} (valid: {valid:?})"),
+            ));
+        }
+        if !kernel.supports(c.m, p.head_dim) {
+            return Err(GpuError::unsupported(
+                format!("pq {} kernel", kernel.name()),
+                format!(
+                    "m {} at head_dim {} (needs head_dim / m >= 2)",
+                    c.m, p.head_dim
+                ),
             ));
         }
         let lq = c.quantized(p);
-        let splits = splits.clamp(1, lq.max(1));
+        let (codes_k, codes_v, tiles, splits) = match kernel {
+            PqKernel::Smem => (
+                upload(gpu, &c.codes_k, "key codes")?,
+                upload(gpu, &c.codes_v, "value codes")?,
+                0,
+                splits.clamp(1, lq.max(1)),
+            ),
+            PqKernel::Lanes => {
+                let rows = p.batch * p.kv_heads;
+                let (pk, pv, tiles) = pack_lanes(&c.codes_k, &c.codes_v, rows, lq, c.m, p.head_dim);
+                // Every split gets whole tiles; trailing empty splits are dropped.
+                let chunk = tiles.div_ceil(splits.clamp(1, tiles.max(1))).max(1);
+                (
+                    upload(gpu, &pk, "packed key codes")?,
+                    upload(gpu, &pv, "packed value codes")?,
+                    tiles,
+                    tiles.div_ceil(chunk).max(1),
+                )
+            }
+        };
         let slots = splits + 1;
         Ok(PqDecode {
             q: upload(gpu, q, "q")?,
-            codes_k: upload(gpu, &c.codes_k, "key codes")?,
-            codes_v: upload(gpu, &c.codes_v, "value codes")?,
+            codes_k,
+            codes_v,
             cb_k: upload(gpu, &c.cb_k, "key codebooks")?,
             cb_v: upload(gpu, &c.cb_v, "value codebooks")?,
             win_k: upload(
@@ -576,25 +712,40 @@ impl PqDecode {
             lse: gpu.zeros(p.batch * p.heads, "lse")?,
             m: c.m,
             window: c.window,
+            tiles,
+            kernel,
             splits,
             threads,
         })
     }
 
-    /// Dynamic shared memory of the PQ kernel.
-    pub fn smem_bytes(m: usize, head_dim: usize) -> usize {
-        m * CENTROIDS * 4 + CENTROIDS * head_dim * 2 + PQ_SUB * 4 + PQ_SUB * m
+    /// Dynamic shared memory of a PQ kernel.
+    pub fn smem_bytes(kernel: PqKernel, m: usize, head_dim: usize) -> usize {
+        match kernel {
+            PqKernel::Smem => {
+                m * CENTROIDS * 4 + CENTROIDS * head_dim * 2 + PQ_SUB * 4 + PQ_SUB * m
+            }
+            // One 64 KiB table per group of 32 subspaces, one 64 KiB value codebook.
+            PqKernel::Lanes => (m / m.min(32) + 1) << 16,
+        }
     }
 
     /// Enqueues the PQ kernel, the window (fp16 split kernel into the last slot) and the merge.
     pub fn launch(&mut self, gpu: &Gpu, p: &DecodeProblem) -> Result<()> {
         let lq = p.len - self.window;
         let slots = self.splits + 1;
-        let chunk = lq.div_ceil(self.splits);
+        let (chunk, cap, entry) = match self.kernel {
+            PqKernel::Smem => (lq.div_ceil(self.splits), lq, "decode_pq"),
+            PqKernel::Lanes => (self.tiles.div_ceil(self.splits), self.tiles, "decode_pq_lanes"),
+        };
         let mut defs = crate::kernels::elem_defines(p.head_dim, p.dtype);
-        defs.extend([("PQ_M", self.m as i64), ("PQ_THREADS", self.threads as i64)]);
-        let f = gpu.function(Source::Decode, &defs, "decode_pq")?;
-        let smem = Self::smem_bytes(self.m, p.head_dim);
+        defs.extend([
+            ("PQ_M", self.m as i64),
+            ("PQ_THREADS", self.threads as i64),
+            ("PQ_LW", self.threads as i64 / 32),
+        ]);
+        let f = gpu.function(Source::Decode, &defs, entry)?;
+        let smem = Self::smem_bytes(self.kernel, self.m, p.head_dim);
         f.set_attribute(
             FnAttr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             smem as i32,
@@ -603,7 +754,7 @@ impl PqDecode {
         let (h, hkv, cap, ch, sl) = (
             p.heads as i32,
             p.kv_heads as i32,
-            lq as i32,
+            cap as i32,
             chunk as i32,
             slots as i32,
         );
@@ -614,8 +765,10 @@ impl PqDecode {
             shared_mem_bytes: smem as u32,
         };
         #[allow(unsafe_code)]
-        // SAFETY: argument order and types match decode_pq; codes hold batch * kv_heads * lq * m
-        // bytes, codebooks kv_heads * 256 * head_dim elements, partials batch * heads * slots.
+        // SAFETY: argument order and types match decode_pq and decode_pq_lanes (which take the
+        // tile count as `cap` and tiles per split as `chunk`); codes hold batch * kv_heads * lq * m
+        // bytes (whole tiles of 32 keys when packed), codebooks kv_heads * 256 * head_dim
+        // elements, partials batch * heads * slots.
         unsafe {
             gpu.stream
                 .launch_builder(&f)
@@ -634,7 +787,7 @@ impl PqDecode {
                 .arg(&sl)
                 .arg(&sc)
                 .launch(cfg)
-                .map_err(|e| GpuError::driver("decode_pq", e))?;
+                .map_err(|e| GpuError::driver(entry, e))?;
         }
         // The window always writes its slot (an empty window writes lse = -inf).
         launch_split(
@@ -671,5 +824,102 @@ impl PqDecode {
         want: &[(Vec<f64>, f64)],
     ) -> Result<ErrorStats> {
         check_output(gpu, p, &self.o, want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `__byte_perm(a, b, sel)`: result byte n is byte `sel` nibble n of the 8 bytes {b, a}.
+    fn byte_perm(a: u32, b: u32, sel: u32) -> u32 {
+        let x = (u64::from(b) << 32) | u64::from(a);
+        (0..4).fold(0, |r, n| {
+            let s = (sel >> (4 * n)) & 7;
+            r | ((((x >> (8 * s)) & 0xff) as u32) << (8 * n))
+        })
+    }
+
+    /// Word `w` of a lane's uint4 registers, the `u`-th of which is `uint4` number `idx(u)`.
+    fn word(bytes: &[u8], idx: impl Fn(usize) -> usize, w: usize) -> u32 {
+        let o = idx(w / 4) * 16 + (w % 4) * 4;
+        u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap())
+    }
+
+    /// Runs the lookups of `decode_pq_lanes` (decode.cu) on the packed layout, word for word as
+    /// the kernel addresses them, with tables whose entries name their (subspace, code) and
+    /// value words that name their (code, word): every key's score and every lane's value words
+    /// must be the ones of its natural codes, and at each step the 32 lanes of a warp must read
+    /// 32 different banks.
+    #[test]
+    fn lanes_layout_addresses_the_right_entries_without_bank_conflicts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (m, d) in [(16, 64), (32, 64), (16, 128), (32, 128), (64, 128)] {
+            let (rows, lq) = (3, 75);
+            let ck: Vec<u8> = (0..rows * lq * m).map(|_| rng.random()).collect();
+            let cv: Vec<u8> = (0..rows * lq * m).map(|_| rng.random()).collect();
+            let (pk, pv, tiles) = pack_lanes(&ck, &cv, rows, lq, m, d);
+            assert_eq!(tiles, 3);
+            let (g, ng, dsub, vw) = (m.min(32), m / m.min(32), d / m, d / 64);
+            let (ku, vu, vj) = (m / 16, 2 * vw, 64 / dsub);
+            // Score tables as the kernel fills them: entry (mm, c) = mm * 256 + c.
+            let mut tab = vec![f32::NAN; ng * 16384];
+            for mm in 0..m {
+                for c in 0..256 {
+                    for j in (mm % g..64).step_by(g) {
+                        tab[(mm / g) * 16384 + c * 64 + j] = (mm * 256 + c) as f32;
+                    }
+                }
+            }
+            for r in 0..rows {
+                for t in 0..tiles {
+                    let mut banks = vec![Vec::new(); m];
+                    for lane in 0..32 {
+                        let kidx = |u: usize| (r * tiles + t) * ku * 32 + u * 32 + lane;
+                        let key = t * 32 + lane;
+                        let mut seen = vec![false; m];
+                        for grp in 0..ng {
+                            for x in 0..g {
+                                let pos = grp * g + x;
+                                let sel = 0x5504 | ((pos as u32 & 3) << 4);
+                                let a = byte_perm(word(&pk, kidx, pos / 4), lane as u32 * 4, sel);
+                                let addr = grp * 65536 + a as usize + 4 * x;
+                                banks[pos].push((addr / 4) % 32);
+                                let e = tab[addr / 4] as usize;
+                                let (mm, c) = (e / 256, e % 256);
+                                assert!(!seen[mm], "m {m}: subspace {mm} looked up twice");
+                                seen[mm] = true;
+                                if key < lq {
+                                    assert_eq!(c, ck[(r * lq + key) * m + mm] as usize, "m {m} d {d} key {key} subspace {mm}");
+                                }
+                            }
+                        }
+                        // Values: lane's words lane + 32 i of each key's centroid row.
+                        let vidx = |u: usize| (r * tiles + t) * vu * vj + u * vj + lane / (dsub / 2);
+                        for k in 0..32 {
+                            for i in 0..vw {
+                                let byte = k * vw + i;
+                                let sel = 0x5504 | ((byte as u32 & 3) << 4);
+                                let a = byte_perm(word(&pv, vidx, byte / 4), lane as u32 * 4, sel);
+                                let w = (a as usize + 128 * i) / 4;
+                                let (c, wd) = (w / 64, w % 64);
+                                assert_eq!(wd, lane + 32 * i);
+                                assert_eq!(w % 32, lane, "value bank");
+                                let key = t * 32 + k;
+                                if key < lq {
+                                    let mm = 2 * wd / dsub;
+                                    assert_eq!(c, cv[(r * lq + key) * m + mm] as usize);
+                                }
+                            }
+                        }
+                    }
+                    for (pos, b) in banks.iter_mut().enumerate() {
+                        b.sort_unstable();
+                        b.dedup();
+                        assert_eq!(b.len(), 32, "m {m}: step {pos} has a bank conflict");
+                    }
+                }
+            }
+        }
     }
 }

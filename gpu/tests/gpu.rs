@@ -5,7 +5,7 @@
 //! quantizers are tested in the unit tests everywhere.
 
 use gpu::attention::{self, AttnProblem, AttnVariant, DeviceAttn, DeviceMask, HostAttn};
-use gpu::decode::{DecodeProblem, Fp16Decode, HostDecode, PqCache, PqDecode};
+use gpu::decode::{DecodeProblem, Fp16Decode, HostDecode, PqCache, PqDecode, PqKernel};
 use gpu::device::{nvrtc_present, Gpu};
 use gpu::harness::Harness;
 use gpu::kernels::{KernelKey, Source};
@@ -246,16 +246,29 @@ fn decode_fp16_and_pq_match_fp64() {
             for window in [0, 128] {
                 let cache = PqCache::random(&p, m, window, 3).unwrap();
                 let want = cache.reference(&p, &host.q);
-                for (splits, threads) in [(1, 256), (5, 512), (3, 1024)] {
-                    let mut dec =
-                        PqDecode::new(&gpu, &p, &host.q, &cache, splits, threads).unwrap();
+                let configs = [
+                    (PqKernel::Smem, 1, 256),
+                    (PqKernel::Smem, 5, 512),
+                    (PqKernel::Smem, 3, 1024),
+                    (PqKernel::Lanes, 1, 256),
+                    (PqKernel::Lanes, 5, 512),
+                    (PqKernel::Lanes, 3, 256),
+                    (PqKernel::Lanes, 64, 512),
+                ];
+                for (kernel, splits, threads) in configs {
+                    let made = PqDecode::new(&gpu, &p, &host.q, &cache, kernel, splits, threads);
+                    if !kernel.supports(m, d) {
+                        assert!(made.is_err(), "{kernel:?} m{m} d{d} must be refused");
+                        continue;
+                    }
+                    let mut dec = made.unwrap();
                     h.poison(&mut dec.o, 0xffff_ffff).unwrap();
                     dec.launch(&gpu, &p).unwrap();
                     gpu.sync().unwrap();
                     let e = dec.check(&gpu, &p, &want).unwrap();
                     assert!(
                         e.relative() < 2e-3,
-                        "pq d{d} m{m} w{window} s{splits}: {:.3e}",
+                        "pq {kernel:?} d{d} m{m} w{window} s{splits} t{threads}: {:.3e}",
                         e.relative()
                     );
                 }

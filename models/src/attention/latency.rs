@@ -7,8 +7,9 @@
 //!   `a X + c P + b` with P the element-masking work of partial tiles, one (a, c, b) per block
 //!   size (4 or 8 warps) and per wgmma variant. The row-wise kernel likewise.
 //! - fp16 decode: `launch + bytes / bandwidth`.
-//! - PQ decode: `launch + keys (c_key + c_sub M)`, bounded below by its bytes over the fp16
-//!   decode bandwidth: per-key shared-memory lookups, not DRAM, bound it.
+//! - PQ decode: `launch + keys (c_key + c_sub M) + c_fill blocks M`, bounded below by its bytes
+//!   over the fp16 decode bandwidth: per-key shared-memory lookups, and per block (one per
+//!   sequence and query head) the fill of the M score tables and the codebook.
 //!
 //! `archsweep gpu calibrate --write` refits the coefficients and the stated errors; a test
 //! checks that every committed measurement is predicted within them.
@@ -40,8 +41,8 @@ pub struct LatencyModel {
     pub decode_launch_us: f64,
     /// fp16 decode effective bandwidth, GB/s.
     pub decode_gbs: f64,
-    /// PQ decode: launch µs, ns per key, ns per key and subspace.
-    pub pq: [f64; 3],
+    /// PQ decode: launch µs, ns per key, ns per key and subspace, ns per block and subspace.
+    pub pq: [f64; 4],
     /// Largest relative error over the committed attention measurements.
     pub max_err_attention: f64,
     /// Largest relative error over the committed decode measurements (fp16 and PQ).
@@ -119,10 +120,19 @@ impl LatencyModel {
         self.decode_launch_us + bytes / (self.decode_gbs * 1e3)
     }
     /// PQ decode time, µs: `keys` cached tokens over all (batch, KV head), `m` subspaces,
-    /// `bytes` of required traffic.
-    pub fn pq_us(&self, keys: f64, m: f64, bytes: f64) -> f64 {
-        let [l, ck, cm] = self.pq;
-        (l + keys * (ck + cm * m) * 1e-3).max(self.decode_us(bytes))
+    /// `blocks` (batch x query heads) that each fill their tables, `bytes` of required traffic.
+    pub fn pq_us(&self, keys: f64, m: f64, blocks: f64, bytes: f64) -> f64 {
+        let [l, ck, cm, cf] = self.pq;
+        (l + (keys * (ck + cm * m) + cf * blocks * m) * 1e-3).max(self.decode_us(bytes))
+    }
+    /// What an fp16 window of `window_bytes` (its keys and values) adds to a PQ decode step: the
+    /// split kernel's traffic, its launch overlapping the PQ kernel's.
+    pub fn pq_window_us(&self, window_bytes: f64) -> f64 {
+        if window_bytes > 0.0 {
+            self.decode_us(window_bytes) - self.decode_launch_us
+        } else {
+            0.0
+        }
     }
 }
 
@@ -241,10 +251,17 @@ fn pq_subspaces(r: &Measured) -> Option<f64> {
     r.mask.strip_prefix("pq-m")?.split('-').next()?.parse().ok()
 }
 
+/// Bytes of the fp16 window of a PQ decode row (keys and values of its last tokens).
+fn pq_window_bytes(r: &Measured) -> Option<f64> {
+    let w: f64 = r.mask.rsplit_once("-w")?.1.parse().ok()?;
+    let [batch, _, kv_heads, _, _, head_dim] = r.shape;
+    Some(2.0 * (batch * kv_heads * head_dim) as f64 * w * 2.0)
+}
+
 /// The model's prediction for a calibration point, µs.
 pub fn predict(m: &LatencyModel, pt: &CalibrationPoint) -> Option<f64> {
     let r = &pt.row;
-    let [batch, _heads, kv_heads, _, n_kv, _head_dim] = r.shape;
+    let [batch, heads, kv_heads, _, n_kv, _head_dim] = r.shape;
     let bytes = r.gbytes_per_s * r.median_us * 1e3;
     match r.kind.as_str() {
         "attention" => {
@@ -252,7 +269,14 @@ pub fn predict(m: &LatencyModel, pt: &CalibrationPoint) -> Option<f64> {
             m.attention_us(p, mask, *v)
         }
         "decode_fp16" => Some(m.decode_us(bytes)),
-        "decode_pq" => Some(m.pq_us((batch * kv_heads * n_kv) as f64, pq_subspaces(r)?, bytes)),
+        "decode_pq" => Some(
+            m.pq_us(
+                (batch * kv_heads * n_kv) as f64,
+                pq_subspaces(r)?,
+                (batch * heads) as f64,
+                bytes,
+            ) + m.pq_window_us(pq_window_bytes(r)?),
+        ),
         _ => None,
     }
 }
@@ -268,7 +292,7 @@ pub fn fit(pts: &[CalibrationPoint]) -> LatencyModel {
         rows: [1.0, 0.0, 0.0],
         decode_launch_us: 5.0,
         decode_gbs: 3000.0,
-        pq: [5.0, 0.0, 0.0],
+        pq: [5.0, 0.0, 0.0, 0.0],
         max_err_attention: 0.0,
         max_err_decode: 0.0,
     };
@@ -338,13 +362,16 @@ pub fn fit(pts: &[CalibrationPoint]) -> LatencyModel {
     {
         let r = &pt.row;
         let keys = (r.shape[0] * r.shape[2] * r.shape[4]) as f64;
-        let Some(mm) = pq_subspaces(r) else { continue };
-        a.push(vec![1.0, keys * 1e-3, keys * mm * 1e-3]);
-        y.push(r.median_us);
+        let blocks = (r.shape[0] * r.shape[1]) as f64;
+        let (Some(mm), Some(wb)) = (pq_subspaces(r), pq_window_bytes(r)) else {
+            continue;
+        };
+        a.push(vec![1.0, keys * 1e-3, keys * mm * 1e-3, blocks * mm * 1e-3]);
+        y.push(r.median_us - m.pq_window_us(wb));
     }
-    if y.len() >= 3 {
+    if y.len() >= 4 {
         let c = lstsq(&a, &y);
-        m.pq = [c[0], c[1], c[2]];
+        m.pq = [c[0], c[1], c[2], c[3]];
     }
     let round_up = |e: f64| (e * 100.0).ceil() / 100.0;
     let errs = |kind: &str, selected_only: bool| -> f64 {

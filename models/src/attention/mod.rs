@@ -322,13 +322,8 @@ impl Model for PqCacheModel {
             let bytes = 2.0 * batch * heads * lq * m
                 + 2.0 * batch * heads * window * d * 2.0
                 + 2.0 * heads * 256.0 * d * 2.0;
-            let t = self.lat.pq_us(batch * heads * lq, m, bytes)
-                + if window > 0.0 {
-                    self.lat.decode_us(2.0 * batch * heads * window * d * 2.0)
-                        - self.lat.decode_launch_us
-                } else {
-                    0.0
-                };
+            let t = self.lat.pq_us(batch * heads * lq, m, batch * heads, bytes)
+                + self.lat.pq_window_us(2.0 * batch * heads * window * d * 2.0);
             (t, bytes, bytes * 8.0 / (2.0 * batch * heads * ctx_len * d))
         };
         let err = if cat(p, 0) == "fp16" {
