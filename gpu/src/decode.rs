@@ -736,7 +736,11 @@ impl PqDecode {
         let slots = self.splits + 1;
         let (chunk, cap, entry) = match self.kernel {
             PqKernel::Smem => (lq.div_ceil(self.splits), lq, "decode_pq"),
-            PqKernel::Lanes => (self.tiles.div_ceil(self.splits), self.tiles, "decode_pq_lanes"),
+            PqKernel::Lanes => (
+                self.tiles.div_ceil(self.splits),
+                self.tiles,
+                "decode_pq_lanes",
+            ),
         };
         let mut defs = crate::kernels::elem_defines(p.head_dim, p.dtype);
         defs.extend([
@@ -890,12 +894,17 @@ mod tests {
                                 assert!(!seen[mm], "m {m}: subspace {mm} looked up twice");
                                 seen[mm] = true;
                                 if key < lq {
-                                    assert_eq!(c, ck[(r * lq + key) * m + mm] as usize, "m {m} d {d} key {key} subspace {mm}");
+                                    assert_eq!(
+                                        c,
+                                        ck[(r * lq + key) * m + mm] as usize,
+                                        "m {m} d {d} key {key} subspace {mm}"
+                                    );
                                 }
                             }
                         }
                         // Values: lane's words lane + 32 i of each key's centroid row.
-                        let vidx = |u: usize| (r * tiles + t) * vu * vj + u * vj + lane / (dsub / 2);
+                        let vidx =
+                            |u: usize| (r * tiles + t) * vu * vj + u * vj + lane / (dsub / 2);
                         for k in 0..32 {
                             for i in 0..vw {
                                 let byte = k * vw + i;

@@ -323,7 +323,9 @@ impl Model for PqCacheModel {
                 + 2.0 * batch * heads * window * d * 2.0
                 + 2.0 * heads * 256.0 * d * 2.0;
             let t = self.lat.pq_us(batch * heads * lq, m, batch * heads, bytes)
-                + self.lat.pq_window_us(2.0 * batch * heads * window * d * 2.0);
+                + self
+                    .lat
+                    .pq_window_us(2.0 * batch * heads * window * d * 2.0);
             (t, bytes, bytes * 8.0 / (2.0 * batch * heads * ctx_len * d))
         };
         let err = if cat(p, 0) == "fp16" {
