@@ -300,7 +300,8 @@ decode_pq(const u16* __restrict__ Q, const u8* __restrict__ codes_k, const u8* _
 // - No block barriers in the main loop: each warp runs an online softmax over its own tiles,
 //   prefetching the next tile's codes, and the warps merge once at the end.
 // Tiles: codes_k [B, HKV, tiles][PQ_KU][32 lanes] uint4, codes_v [B, HKV, tiles][PQ_VU][PQ_VJ]
-// uint4 (gpu/src/decode.rs packs them). chunk_tiles tiles per split.
+// uint4 (gpu/src/decode.rs packs them). chunk_tiles tiles per split. Codebooks cb_k, cb_v
+// centroid-major: [HKV][256][HEAD_DIM], centroid c of every subspace in one row.
 #define PQ_G (PQ_M < 32 ? PQ_M : 32)
 #define PQ_NG (PQ_M / PQ_G)
 #define PQ_VW (HEAD_DIM / 64)
@@ -333,19 +334,49 @@ decode_pq_lanes(const u16* __restrict__ Q, const uint4* __restrict__ codes_k, co
     const u16* qrow = Q + (size_t)(b * H + h) * HEAD_DIM;
     const u16* ck = cb_k + (size_t)hk * PQ_M * 256 * DSUB;
     const u16* cvg = cb_v + (size_t)hk * PQ_M * 256 * DSUB;
-    for (int i = threadIdx.x; i < PQ_M * 256; i += PQ_LW * 32) {
-        const int mm = i >> 8, c = i & 255;
-        float d = 0.f;
+    // The codebooks arrive centroid-major ([256][HEAD_DIM] per KV head): consecutive threads take
+    // consecutive subspaces of one centroid, so the loads are coalesced and the table stores hit
+    // consecutive banks. Loads go out in batches of 8 so their latencies overlap.
+    __shared__ float qs[HEAD_DIM];
+    if (threadIdx.x < HEAD_DIM) qs[threadIdx.x] = elem_to_f32(qrow[threadIdx.x]) * scale_log2;
+    __syncthreads();
+    for (int i0 = 0; i0 < PQ_M * 256; i0 += 8 * PQ_LW * 32) {
+        float ce[8][DSUB];
 #pragma unroll
-        for (int e = 0; e < DSUB; ++e) d += elem_to_f32(qrow[mm * DSUB + e]) * elem_to_f32(ck[i * DSUB + e]);
-        float* row = tab + (mm / PQ_G) * 16384 + c * 64;
+        for (int u = 0; u < 8; ++u) {
+            const int i = i0 + u * PQ_LW * 32 + threadIdx.x;
+            const u16* src = ck + (size_t)(i < PQ_M * 256 ? i : 0) * DSUB;
 #pragma unroll
-        for (int j = mm % PQ_G; j < 64; j += PQ_G) row[j] = d * scale_log2;
+            for (int e = 0; e < DSUB; e += 2) {
+                const u32 w = *(const u32*)(src + e);
+                ce[u][e] = elem_to_f32((u16)(w & 0xffff));
+                ce[u][e + 1] = elem_to_f32((u16)(w >> 16));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int i = i0 + u * PQ_LW * 32 + threadIdx.x;
+            if (i >= PQ_M * 256) break;
+            const int c = i / PQ_M, mm = i % PQ_M;
+            float d = 0.f;
+#pragma unroll
+            for (int e = 0; e < DSUB; ++e) d += qs[mm * DSUB + e] * ce[u][e];
+            float* row = tab + (mm / PQ_G) * 16384 + c * 64;
+#pragma unroll
+            for (int j = mm % PQ_G; j < 64; j += PQ_G) row[j] = d;
+        }
     }
-    for (int i = threadIdx.x; i < 256 * HEAD_DIM / 2; i += PQ_LW * 32) {
-        const int c = i / (HEAD_DIM / 2), w = i % (HEAD_DIM / 2);
-        const int mm = 2 * w / DSUB, e = 2 * w % DSUB;
-        vcb[c * 64 + w] = *(const u32*)(cvg + (mm * 256 + c) * DSUB + e);
+    {
+        // Value codebook rows: HEAD_DIM / 8 uint4 per centroid, into 256-byte rows.
+        constexpr int RU = HEAD_DIM / 8, NU = 256 * RU / (PQ_LW * 32);
+        uint4 vb[NU];
+#pragma unroll
+        for (int u = 0; u < NU; ++u) vb[u] = ((const uint4*)cvg)[u * PQ_LW * 32 + threadIdx.x];
+#pragma unroll
+        for (int u = 0; u < NU; ++u) {
+            const int i = u * PQ_LW * 32 + threadIdx.x;
+            ((uint4*)vcb)[(i / RU) * 16 + i % RU] = vb[u];
+        }
     }
     __syncthreads();
 

@@ -607,6 +607,22 @@ pub fn pack_lanes(
     (pk, pv, tiles)
 }
 
+/// Codebooks `[kv_heads][m][256][dsub]` rearranged centroid-major, `[kv_heads][256][m dsub]`:
+/// centroid c of every subspace in one row, the layout `decode_pq_lanes` reads.
+pub fn centroid_major(cb: &[u16], kv_heads: usize, m: usize, dsub: usize) -> Vec<u16> {
+    let mut out = vec![0u16; cb.len()];
+    for hk in 0..kv_heads {
+        for s in 0..m {
+            for c in 0..CENTROIDS {
+                let src = ((hk * m + s) * CENTROIDS + c) * dsub;
+                let dst = (hk * CENTROIDS + c) * m * dsub + s * dsub;
+                out[dst..dst + dsub].copy_from_slice(&cb[src..src + dsub]);
+            }
+        }
+    }
+    out
+}
+
 /// PQ decode on the device.
 pub struct PqDecode {
     q: CudaSlice<u16>,
@@ -667,6 +683,14 @@ impl PqDecode {
             ));
         }
         let lq = c.quantized(p);
+        let books = |cb: &[u16], what: &str| match kernel {
+            PqKernel::Smem => upload(gpu, cb, what),
+            PqKernel::Lanes => upload(
+                gpu,
+                &centroid_major(cb, p.kv_heads, c.m, p.head_dim / c.m),
+                what,
+            ),
+        };
         let (codes_k, codes_v, tiles, splits) = match kernel {
             PqKernel::Smem => (
                 upload(gpu, &c.codes_k, "key codes")?,
@@ -692,8 +716,8 @@ impl PqDecode {
             q: upload(gpu, q, "q")?,
             codes_k,
             codes_v,
-            cb_k: upload(gpu, &c.cb_k, "key codebooks")?,
-            cb_v: upload(gpu, &c.cb_v, "value codebooks")?,
+            cb_k: books(&c.cb_k, "key codebooks")?,
+            cb_v: books(&c.cb_v, "value codebooks")?,
             win_k: upload(
                 gpu,
                 if c.window > 0 { &c.win_k } else { &[0u16][..] },
@@ -848,6 +872,26 @@ mod tests {
     fn word(bytes: &[u8], idx: impl Fn(usize) -> usize, w: usize) -> u32 {
         let o = idx(w / 4) * 16 + (w % 4) * 4;
         u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap())
+    }
+
+    /// Centroid-major codebooks: row c of head hk holds centroid c of every subspace in order.
+    #[test]
+    fn centroid_major_puts_each_centroid_in_one_row() {
+        let (kv, m, dsub) = (2, 4, 3);
+        let cb: Vec<u16> = (0..kv * m * CENTROIDS * dsub).map(|i| i as u16).collect();
+        let t = centroid_major(&cb, kv, m, dsub);
+        for hk in 0..kv {
+            for c in 0..CENTROIDS {
+                for s in 0..m {
+                    for e in 0..dsub {
+                        assert_eq!(
+                            t[(hk * CENTROIDS + c) * m * dsub + s * dsub + e],
+                            cb[((hk * m + s) * CENTROIDS + c) * dsub + e]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the lookups of `decode_pq_lanes` (decode.cu) on the packed layout, word for word as

@@ -10,9 +10,9 @@ use super::{CalibratedCompute, Scenario};
 
 /// Largest relative error of the simulator, calibrated on the link probe and the measured
 /// compute and communication overlap, against the committed two-GPU runs
-/// (`results/ring/h200x2/`): 14.8%, on causal GQA runs at 8K tokens, where the kernel model
+/// (`results/ring/h200x2/`): 16.0%, on causal GQA runs at 8K tokens, where the kernel model
 /// predicts the small blocks too fast.
-pub const MULTI_GPU_ERROR: f64 = 0.15;
+pub const MULTI_GPU_ERROR: f64 = 0.17;
 
 /// One `ringbench` row.
 #[derive(Debug, Clone, PartialEq)]

@@ -340,9 +340,9 @@ pub fn validation_markdown(checks: &[Check]) -> String {
 
 /// Largest relative error of the calibrated block times against the measured busiest-rank
 /// compute of the committed degenerate-mode runs (`results/ring/h100_degenerate/ring.csv`):
-/// the model predicts 1-20% low (worst on zigzag causal blocks; the measured spans also hold
+/// the model predicts 1-21% low (worst on zigzag causal blocks; the measured spans also hold
 /// the merges and share the GPU with NCCL's copies).
-pub const COMPUTE_MODEL_ERROR: f64 = 0.21;
+pub const COMPUTE_MODEL_ERROR: f64 = 0.22;
 
 /// A sequence-parallel run measured on a GPU (a `ringbench` CSV row) and the calibrated
 /// kernel model's prediction of its busiest rank's compute.
