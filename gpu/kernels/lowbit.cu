@@ -14,9 +14,11 @@
 // table of fp16 pairs in shared memory (one lookup, one fp16x2 FMA per two weights); INT formats
 // turn bytes into fp16 with the 0x6400 magic number (one PRMT per two weights). Products are
 // summed in fp16x2 over a step (x is pre-scaled so nothing overflows), then in fp32.
-// Each warp computes ROWS rows at once (one activation load serves them all). Grid: x = blocks
-// of 4 warps, y = split of k into chunks of kc; with more than one chunk the outputs are
-// accumulated atomically (the launcher zeroes them first).
+// Each warp computes ROWS rows at once (one activation load serves them all), and groups of ROWS
+// rows in turn: the LUT formats fetch the next group's first codes during the current group's
+// last step and copy its centroids into shared memory with cp.async. Grid: x = blocks of 4
+// warps, y = split of k into chunks of kc; with more than one chunk the outputs are accumulated
+// atomically (the launcher zeroes them first).
 
 #ifndef FMT
 #define FMT 1
@@ -159,6 +161,25 @@ __device__ __forceinline__ void fetch_codes(const u32* __restrict__ pa, const u3
 }
 #endif
 
+#if IS_LUT
+// Lane r < ROWS starts the asynchronous copy of the 2^BITS centroids of row n0 + r (the last
+// row for rows past the end) into slot r of `stage`; nothing when n0 is past the end.
+__device__ __forceinline__ void stage_tables(const u16* __restrict__ tables, u16* stage, int n0,
+                                             int n_rows, int lane) {
+    if (lane < ROWS && n0 < n_rows) {
+        const u16* src = tables + (size_t)min(n0 + lane, n_rows - 1) * (1 << BITS);
+        u16* dst = stage + lane * (1 << BITS);
+#if BITS == 2
+        cp_async8(dst, src);
+#else
+#pragma unroll
+        for (int c = 0; c < (2 << BITS) / 16; ++c) cp_async16(dst + 8 * c, src + 8 * c, 16);
+#endif
+    }
+    cp_async_commit();
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const u32* __restrict__ pa,       // P2 (LUT2, LUT3) | P4 (LUT4) | hi plane (INT) | fp16 rows
     const u32* __restrict__ pb,       // P1 (LUT3) | lo plane (INT8)
@@ -171,7 +192,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const uint4* xq = (const uint4*)smem;
 #if IS_LUT
     // Pair tables [WARPS][ROWS] of PAIRS fp16x2 (TBYTES each) after x, aligned to TBYTES, so a
-    // lookup address is the table's address OR four times the index.
+    // lookup address is the table's address OR four times the index. Then the staging slots of
+    // the next rows' centroids, [WARPS][ROWS] of 2^BITS fp16.
     const u32 sm0 = smem_addr(smem);
     const u32 tab0 = (sm0 + BATCH * kc * 2 + TBYTES - 1) & ~(u32)(TBYTES - 1);
     u32* pair = (u32*)(smem + (tab0 - sm0));
@@ -217,26 +239,42 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         }
     }
     __syncthreads();
-    for (int n0 = (blockIdx.x * WARPS + warp) * ROWS; n0 < n_rows; n0 += gridDim.x * WARPS * ROWS) {
+    const int stride = gridDim.x * WARPS * ROWS;
+    int n0 = (blockIdx.x * WARPS + warp) * ROWS;
+#if IS_LUT
+    // The centroids of a warp's next rows are copied asynchronously into its staging slots
+    // (2^BITS fp16 per row, after the pair tables) while it computes the current rows.
+    u16* tstage = (u16*)(smem + (tab0 - sm0) + WARPS * ROWS * TBYTES) + warp * ROWS * (1 << BITS);
+    stage_tables(tables, tstage, n0, n_rows, lane);
+#endif
+#if FMT == 1 || FMT == 2
+    // The 2- and 3-bit codes of a lane's next step are fetched one step ahead, across row
+    // groups: the last step of a group fetches the first of the next group.
+    uint4 w2n[ROWS];
+    uint2 w1n[ROWS];
+    {
+        int rows[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) rows[r] = min(n0 + r, n_rows - 1);
+        if (lane < steps && n0 < n_rows)
+            fetch_codes(pa, pb, rows, k, (size_t)k0 + (size_t)lane * 64, w2n, w1n);
+    }
+#endif
+    for (; n0 < n_rows; n0 += stride) {
     // Rows past the end repeat the last row; their results are not written.
     int rows[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) rows[r] = min(n0 + r, n_rows - 1);
-#if FMT == 1 || FMT == 2
-    // The 2- and 3-bit codes of a lane's next step are fetched one step ahead (the first ones
-    // before the tables are built), so a load is in flight while the lane computes.
-    uint4 w2n[ROWS];
-    uint2 w1n[ROWS];
-    if (lane < steps) fetch_codes(pa, pb, rows, k, (size_t)k0 + (size_t)lane * 64, w2n, w1n);
-#endif
 #if IS_LUT
     u32* pt = pair + warp * ROWS * (TBYTES / 4);
     u32 tb[ROWS];   // shared addresses of this warp's row tables
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) tb[r] = tab0 + (u32)((warp * ROWS + r) * TBYTES);
+    cp_async_wait<0>();
+    __syncwarp();   // the staged centroids have landed; every lane is done with the old tables
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
-        const u16* t = tables + (size_t)rows[r] * (1 << BITS);
+        const u16* t = tstage + r * (1 << BITS);
         for (int i = lane; i < PAIRS; i += 32) {
 #if BITS == 3
             const int c0 = (i & 3) | (((i >> 4) & 1) << 2);
@@ -248,7 +286,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             pt[r * (TBYTES / 4) + i] = (u32)t[c0] | ((u32)t[c1] << 16);
         }
     }
-    __syncwarp();
+    __syncwarp();   // the pair tables are built; the staging slots are free
+    stage_tables(tables, tstage, n0 + stride, n_rows, lane);
 #endif
     float acc[ROWS][BATCH];
 #pragma unroll
@@ -270,7 +309,18 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             w2[r] = w2n[r];
             w1[r] = w1n[r];
         }
-        if (s + 32 < steps) fetch_codes(pa, pb, rows, k, kg + 32 * 64, w2n, w1n);
+        {
+            // This lane's next step: in these rows, or the first of the next row group.
+            const bool here = s + 32 < steps;
+            const int nf = here ? n0 : n0 + stride;
+            const size_t kf = here ? kg + 32 * 64 : (size_t)k0 + (size_t)lane * 64;
+            if (nf < n_rows) {
+                int rf[ROWS];
+#pragma unroll
+                for (int r = 0; r < ROWS; ++r) rf[r] = min(nf + r, n_rows - 1);
+                fetch_codes(pa, pb, rf, k, kf, w2n, w1n);
+            }
+        }
 #pragma unroll
         for (int q = 0; q < 4; ++q) {             // 16 weights per word
             // Four times each pair's table index, one per byte: the 8 pairs of this word, even
@@ -418,8 +468,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             }
         }
     }
-    __syncwarp();  // the pair tables are rebuilt for the next rows
     }
+#if IS_LUT
+    cp_async_wait<0>();   // no copy may be left in flight at exit
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -466,10 +466,15 @@ impl Gemv {
             self.batch * t.kc * 2 + tables
         } else {
             // The pair tables are aligned to their size: up to one table of padding.
-            // (At least 256 bytes each, as the kernel's TBYTES.)
+            // (At least 256 bytes each, as the kernel's TBYTES.) Then each row's staged
+            // centroids (2^bits fp16).
             let pairs = self.format.pairs();
-            let table = if pairs > 0 { (pairs * 4).max(256) } else { 0 };
-            self.batch * t.kc * 2 + (WARPS * t.rows + 1) * table
+            let (table, stage) = if pairs > 0 {
+                ((pairs * 4).max(256), 2 << self.format.bits())
+            } else {
+                (0, 0)
+            };
+            self.batch * t.kc * 2 + (WARPS * t.rows + 1) * table + WARPS * t.rows * stage
         }
     }
 
