@@ -9,7 +9,8 @@
       interleaved rounds, the fastest round's median reported and every round's kept.
   lowbit_peers.py compare OURS.csv PEERS.csv OUT.md [BENCH.toml]
       speedups of each of our formats (its selected tiling) over cuBLAS fp16, and the fraction of
-      the measured copy bandwidth each reaches counting weight, table and scale bytes.
+      the measured copy bandwidth each reaches counting weight, table and scale bytes; then, where
+      OURS.csv has them (variant "read"), the read floor of each case at batch 1.
 """
 import csv
 import statistics
@@ -114,6 +115,29 @@ def compare(ours, peers, out, bench=None):
                 cells.append(f"{us:.2f} ({cbus / us:.2f}x, {100 * float(r['bw_fraction']):.0f}%)")
         ims = f"{float(im['median_us']):.2f} ({im['rows_run']})" if im else "-"
         lines.append(f"| {k}x{n} | {b} | {cbus:.2f} | {ims} | " + " | ".join(cells) + " |")
+    # The read floor: a plain read of each case's bytes, timed the same way (variant "read").
+    floor = {(r["format"], int(r["k"]), int(r["n"]), int(r["batch"])): float(r["median_us"])
+             for r in csv.DictReader(open(ours)) if r["variant"] == "read"}
+    if floor:
+        lines += [
+            "",
+            "Read floor, batch 1: a plain read of the same bytes (read_u4, every byte once), timed the same way "
+            "after the same flush, launch included; in parentheses the speedup over cuBLAS fp16 a kernel that "
+            "only read its bytes would reach.",
+            "",
+            "| k x n | cuBLAS fp16 us | " + " | ".join(f"{f} floor us (x)" for f in fmts) + " |",
+            "|---|---:|" + "---:|" * len(fmts),
+        ]
+        for k, n, b in keys:
+            if b != 1:
+                continue
+            cb = p.get(("cublas_fp16", str(k), str(n), str(b)))
+            cbus = float(cb["median_us"]) if cb else float("nan")
+            cells = []
+            for f in fmts:
+                us = floor.get((f, k, n, b))
+                cells.append("-" if us is None else f"{us:.2f} ({cbus / us:.2f}x)")
+            lines.append(f"| {k}x{n} | {cbus:.2f} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     open(out, "w").write(text)
     print(text)

@@ -104,6 +104,25 @@ pub struct Harness<'g> {
     sink: CudaSlice<u32>,
 }
 
+/// Launches `read_u4` over every 16-byte vector of `buf` (its store goes to `sink[0]`, and only
+/// if a vector is all ones).
+fn read_u4(gpu: &Gpu, buf: &CudaSlice<u32>, sink: &mut CudaSlice<u32>) -> Result<()> {
+    let n = (buf.len() / 4) as u64;
+    let f = gpu.function(Source::Copy, &[], "read_u4")?;
+    #[allow(unsafe_code)]
+    // SAFETY: read_u4 reads n 16-byte vectors of buf (4n words) and may write sink[0].
+    unsafe {
+        gpu.stream
+            .launch_builder(&f)
+            .arg(buf)
+            .arg(&n)
+            .arg(sink)
+            .launch(grid_for(gpu, n))
+            .map_err(|e| GpuError::driver("read_u4", e))?;
+    }
+    Ok(())
+}
+
 fn grid_for(gpu: &Gpu, n: u64) -> LaunchConfig {
     let blocks = (n.div_ceil(256)).min(gpu.info.sms as u64 * 16).max(1) as u32;
     LaunchConfig {
@@ -178,21 +197,23 @@ impl<'g> Harness<'g> {
     /// Reads every word of `buf` (the store to the sink depends on all of them, so no load can
     /// be dropped, and it never happens: the buffer holds no all-ones word).
     fn read_all(&mut self, buf: &CudaSlice<u32>) -> Result<()> {
-        let n = (buf.len() / 4) as u64;
-        let f = self.gpu.function(Source::Copy, &[], "read_u4")?;
-        #[allow(unsafe_code)]
-        // SAFETY: read_u4 reads n 16-byte vectors of buf (4n words) and may write sink[0].
-        unsafe {
-            self.gpu
-                .stream
-                .launch_builder(&f)
-                .arg(buf)
-                .arg(&n)
-                .arg(&mut self.sink)
-                .launch(grid_for(self.gpu, n))
-                .map_err(|e| GpuError::driver("read_u4", e))?;
-        }
-        Ok(())
+        read_u4(self.gpu, buf, &mut self.sink)
+    }
+
+    /// Times a plain read of `bytes` (rounded up to 16) with `read_u4`, under `cfg` (the same
+    /// warm-up, repetitions and L2 flush as a kernel): what reading a kernel's bytes alone
+    /// costs, launch included. The buffer is zeroed, so the sink is never written.
+    pub fn read_time(&mut self, bytes: usize, cfg: &TimingConfig) -> Result<Timing> {
+        let gpu = self.gpu;
+        let buf = gpu
+            .stream
+            .alloc_zeros::<u32>(bytes.div_ceil(16).max(1) * 4)
+            .map_err(|e| GpuError::driver("allocating the read buffer", e))?;
+        let mut sink = gpu
+            .stream
+            .alloc_zeros::<u32>(1)
+            .map_err(|e| GpuError::driver("allocating the read sink", e))?;
+        self.time(cfg, || read_u4(gpu, &buf, &mut sink))
     }
 
     /// Times `run` (which only enqueues work on the GPU's stream): `warmup` untimed calls, then

@@ -697,8 +697,13 @@ impl LowbitConfig {
 /// CSV header of the bench rows.
 pub const CSV_HEADER: &str = "format,k,n,batch,variant,selected,median_us,p10_us,p90_us,min_us,reps,weight_bytes,gbytes_per_s,bw_fraction,rel_err,max_abs_err,copy_gbytes_per_s,device";
 
+/// The `variant` of the rows that time a plain read of a case's bytes (`Harness::read_time`),
+/// not a kernel: the floor a GEMV of those bytes can approach. Never selected; error 0.
+pub const READ_VARIANT: &str = "read";
+
 /// Runs every (shape, batch, format): each tiling candidate is checked on fresh random inputs
-/// and timed (L2 flushed before each repetition); the fastest is marked selected. CSV text.
+/// and timed (L2 flushed before each repetition); the fastest is marked selected. Then a plain
+/// read of the same bytes is timed the same way (variant [`READ_VARIANT`]). CSV text.
 pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<String> {
     let mut h = Harness::new(gpu)?;
     let (copy_bw, _) = h.copy_bandwidth(cfg.copy_bytes, &cfg.timing)?;
@@ -740,13 +745,20 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
                     .enumerate()
                     .min_by(|a, b| a.1 .1.median_us.total_cmp(&b.1 .1.median_us))
                     .map(|(i, _)| i);
-                for (i, (t, tm, rel, max)) in rows.iter().enumerate() {
+                let mut labelled: Vec<(String, bool, Timing, f64, f64)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (t, tm, rel, max))| (t.label(), Some(i) == best, *tm, *rel, *max))
+                    .collect();
+                // The floor: a plain read of as many bytes, timed the same way.
+                let floor = h.read_time(bytes, &cfg.timing)?;
+                labelled.push((READ_VARIANT.to_string(), false, floor, 0.0, 0.0));
+                for (label, selected, tm, rel, max) in &labelled {
+                    let (rel, max) = (*rel, *max);
                     let gbs = bytes as f64 / (tm.median_us * 1e-6) / 1e9;
                     csv += &format!(
-                        "{},{k},{n},{batch},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{:.1},{:.4},{:.3e},{:.3e},{:.1},{dev}\n",
+                        "{},{k},{n},{batch},{label},{selected},{:.3},{:.3},{:.3},{:.3},{},{},{:.1},{:.4},{:.3e},{:.3e},{:.1},{dev}\n",
                         format.name(),
-                        t.label(),
-                        Some(i) == best,
                         tm.median_us,
                         tm.p10_us,
                         tm.p90_us,
@@ -759,11 +771,11 @@ pub fn run(gpu: &Gpu, cfg: &LowbitConfig, mut log: impl FnMut(&str)) -> Result<S
                         max,
                         copy_bw / 1e9
                     );
-                    if Some(i) == best {
+                    if *selected || label == READ_VARIANT {
                         log(&format!(
                             "{:>5} {k:>5}x{n:<5} b{batch:<2} {:<12} {:>9.2} us {:>7.0} GB/s ({:.0}% of copy) err {rel:.1e}",
                             format.name(),
-                            t.label(),
+                            label,
                             tm.median_us,
                             gbs,
                             100.0 * gbs * 1e9 / copy_bw

@@ -500,4 +500,50 @@ fn lowbit_gemv_matches_fp64_for_every_format_batch_and_tiling() {
             }
         }
     }
+    // 5000 rows on one block per SM or one wave: each warp computes several row groups in
+    // turn (the LUT formats fetch the next group's codes and centroids during the current
+    // one), and the last group is partial.
+    let n = 5000;
+    for f in Format::ALL {
+        for batch in [1, 4] {
+            for t in Tiling::candidates(k, batch)
+                .into_iter()
+                .filter(|t| !t.mma && (t.per_sm == 1 || t.per_sm == 0))
+            {
+                seed += 1;
+                let (rel, max) = lowbit::check(&gpu, f, n, k, batch, t, seed).unwrap();
+                println!(
+                    "lowbit {} n{n} b{batch} {}: rel {rel:.2e}, max {max:.2e}",
+                    f.name(),
+                    t.label()
+                );
+                assert!(
+                    rel < 4e-3,
+                    "{} n{n} b{batch} {}: {rel}",
+                    f.name(),
+                    t.label()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn read_floor_grows_with_the_bytes_and_stays_near_the_copy_bandwidth() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let mut h = Harness::new(&gpu).unwrap();
+    let cfg = gpu::harness::TimingConfig::default();
+    let small = h.read_time(1 << 20, &cfg).unwrap();
+    let big = h.read_time(256 << 20, &cfg).unwrap();
+    let (copy, _) = h.copy_bandwidth(256 << 20, &cfg).unwrap();
+    let read = (256u64 << 20) as f64 / (big.median_us * 1e-6);
+    println!(
+        "read floor: 1 MB {:.2} us, 256 MB {:.2} us ({:.0} GB/s; copy {:.0} GB/s)",
+        small.median_us,
+        big.median_us,
+        read / 1e9,
+        copy / 1e9
+    );
+    assert!(big.median_us > 4.0 * small.median_us);
+    assert!(read > 0.5 * copy && read < 1.6 * copy, "{read} {copy}");
 }
