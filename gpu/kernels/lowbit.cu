@@ -15,8 +15,9 @@
 // turn bytes into fp16 with the 0x6400 magic number (one PRMT per two weights). Products are
 // summed in fp16x2 over a step (x is pre-scaled so nothing overflows), then in fp32.
 // Each warp computes ROWS rows at once (one activation load serves them all), and groups of ROWS
-// rows in turn: the LUT formats fetch the next group's first codes during the current group's
-// last step and copy its centroids into shared memory with cp.async. Grid: x = blocks of 4
+// rows in turn. The 2/3-bit codes and the INT planes are fetched a step ahead, and a lane's last
+// step of a group fetches its first of the next group; the LUT formats copy the next group's
+// centroids into shared memory with cp.async. Grid: x = blocks of 4
 // warps, y = split of k into chunks of kc; with more than one chunk the outputs are accumulated
 // atomically (the launcher zeroes them first).
 
@@ -161,6 +162,41 @@ __device__ __forceinline__ void fetch_codes(const u32* __restrict__ pa, const u3
 }
 #endif
 
+#if IS_INT
+// Words per row and step in the low-nibble plane: INT8 reads it, INT4 does not.
+#define LPL (FMT == 4 ? 2 : 1)
+// The nibble planes of one step (64 k from column kg) of each row: two 16-byte vectors of the
+// high plane, and for INT8 two of the low plane.
+__device__ __forceinline__ void fetch_int(const u32* __restrict__ pa, const u32* __restrict__ pb,
+                                          const int (&rows)[ROWS], int k, size_t kg,
+                                          uint4 (&h)[ROWS][2], uint4 (&l)[ROWS][LPL]) {
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        const size_t e = ((size_t)rows[r] * k + kg) / 8;
+        h[r][0] = ((const uint4*)(pa + e))[0];
+        h[r][1] = ((const uint4*)(pa + e))[1];
+#if FMT == 4
+        l[r][0] = ((const uint4*)(pb + e))[0];
+        l[r][1] = ((const uint4*)(pb + e))[1];
+#else
+        (void)pb;
+        (void)l;
+#endif
+    }
+}
+#endif
+
+// Formats whose codes are fetched a step ahead, and how (into the w2n/w1n or hn/ln registers).
+#if FMT == 1 || FMT == 2
+#define PREFETCH 1
+#define FETCH(rw, kk) fetch_codes(pa, pb, rw, k, kk, w2n, w1n)
+#elif IS_INT
+#define PREFETCH 1
+#define FETCH(rw, kk) fetch_int(pa, pb, rw, k, kk, hn, ln)
+#else
+#define PREFETCH 0
+#endif
+
 #if IS_LUT
 // Lane r < ROWS starts the asynchronous copy of the 2^BITS centroids of row n0 + r (the last
 // row for rows past the end) into slot r of `stage`; nothing when n0 is past the end.
@@ -247,17 +283,20 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     u16* tstage = (u16*)(smem + (tab0 - sm0) + WARPS * ROWS * TBYTES) + warp * ROWS * (1 << BITS);
     stage_tables(tables, tstage, n0, n_rows, lane);
 #endif
-#if FMT == 1 || FMT == 2
-    // The 2- and 3-bit codes of a lane's next step are fetched one step ahead, across row
-    // groups: the last step of a group fetches the first of the next group.
+#if PREFETCH
+    // The 2- and 3-bit codes and the INT planes of a lane's next step are fetched one step
+    // ahead, across row groups: the last step of a group fetches the first of the next group.
+#if IS_INT
+    uint4 hn[ROWS][2], ln[ROWS][LPL];
+#else
     uint4 w2n[ROWS];
     uint2 w1n[ROWS];
+#endif
     {
         int rows[ROWS];
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) rows[r] = min(n0 + r, n_rows - 1);
-        if (lane < steps && n0 < n_rows)
-            fetch_codes(pa, pb, rows, k, (size_t)k0 + (size_t)lane * 64, w2n, w1n);
+        if (lane < steps && n0 < n_rows) FETCH(rows, (size_t)k0 + (size_t)lane * 64);
     }
 #endif
     for (; n0 < n_rows; n0 += stride) {
@@ -309,6 +348,22 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             w2[r] = w2n[r];
             w1[r] = w1n[r];
         }
+#elif IS_INT
+        u32 hw[ROWS][8];
+#if FMT == 4
+        u32 lw[ROWS][8];
+#endif
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            hw[r][0] = hn[r][0].x; hw[r][1] = hn[r][0].y; hw[r][2] = hn[r][0].z; hw[r][3] = hn[r][0].w;
+            hw[r][4] = hn[r][1].x; hw[r][5] = hn[r][1].y; hw[r][6] = hn[r][1].z; hw[r][7] = hn[r][1].w;
+#if FMT == 4
+            lw[r][0] = ln[r][0].x; lw[r][1] = ln[r][0].y; lw[r][2] = ln[r][0].z; lw[r][3] = ln[r][0].w;
+            lw[r][4] = ln[r][1].x; lw[r][5] = ln[r][1].y; lw[r][6] = ln[r][1].z; lw[r][7] = ln[r][1].w;
+#endif
+        }
+#endif
+#if PREFETCH
         {
             // This lane's next step: in these rows, or the first of the next row group.
             const bool here = s + 32 < steps;
@@ -318,9 +373,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
                 int rf[ROWS];
 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) rf[r] = min(nf + r, n_rows - 1);
-                fetch_codes(pa, pb, rf, k, kf, w2n, w1n);
+                FETCH(rf, kf);
             }
         }
+#endif
+#if FMT == 1 || FMT == 2
 #pragma unroll
         for (int q = 0; q < 4; ++q) {             // 16 weights per word
             // Four times each pair's table index, one per byte: the 8 pairs of this word, even
@@ -390,22 +447,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             }
         }
 #elif IS_INT
-        u32 hw[ROWS][8];
-#if FMT == 4
-        u32 lw[ROWS][8];
-#endif
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-            const size_t e = ((size_t)rows[r] * k + kg) / 8;
-            const uint4 h0 = ((const uint4*)(pa + e))[0], h1 = ((const uint4*)(pa + e))[1];
-            hw[r][0] = h0.x; hw[r][1] = h0.y; hw[r][2] = h0.z; hw[r][3] = h0.w;
-            hw[r][4] = h1.x; hw[r][5] = h1.y; hw[r][6] = h1.z; hw[r][7] = h1.w;
-#if FMT == 4
-            const uint4 l0 = ((const uint4*)(pb + e))[0], l1 = ((const uint4*)(pb + e))[1];
-            lw[r][0] = l0.x; lw[r][1] = l0.y; lw[r][2] = l0.z; lw[r][3] = l0.w;
-            lw[r][4] = l1.x; lw[r][5] = l1.y; lw[r][6] = l1.z; lw[r][7] = l1.w;
-#endif
-        }
+        // hw (and lw) hold this step's planes, fetched a step ahead.
 #pragma unroll
         for (int q = 0; q < 8; ++q) {             // 8 weights per word: even ones, then odd
             u32 w[ROWS][4];
