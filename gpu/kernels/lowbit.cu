@@ -17,9 +17,9 @@
 // Each warp computes ROWS rows at once (one activation load serves them all), and groups of ROWS
 // rows in turn. The 2/3-bit codes and the INT planes are fetched a step ahead, and a lane's last
 // step of a group fetches its first of the next group; the LUT formats copy the next group's
-// centroids into shared memory with cp.async. Grid: x = blocks of 4
-// warps, y = split of k into chunks of kc; with more than one chunk the outputs are accumulated
-// atomically (the launcher zeroes them first).
+// centroids into shared memory with cp.async. Grid: x = blocks of 4 warps, y = split of k into
+// chunks of kc; with more than one chunk the outputs are accumulated atomically (the launcher
+// zeroes them first).
 
 #ifndef FMT
 #define FMT 1
