@@ -17,9 +17,10 @@
 // Each warp computes ROWS rows at once (one activation load serves them all), and groups of ROWS
 // rows in turn. The 2/3-bit codes and the INT planes are fetched a step ahead, and a lane's last
 // step of a group fetches its first of the next group; the LUT formats copy the next group's
-// centroids into shared memory with cp.async. Grid: x = blocks of 4 warps, y = split of k into
-// chunks of kc; with more than one chunk the outputs are accumulated atomically (the launcher
-// zeroes them first).
+// centroids into shared memory with cp.async. A block stages its chunk of x once (cp.async;
+// the fetches that do not need x start while it lands) for all its warps. Grid: x = blocks of
+// WARPS (4, 8 or 16) warps, y = split of k into chunks of kc; with more than one chunk the
+// outputs are accumulated atomically (the launcher zeroes them first).
 
 #ifndef FMT
 #define FMT 1
@@ -30,7 +31,9 @@
 #ifndef ROWS
 #define ROWS 1
 #endif
+#ifndef WARPS
 #define WARPS 4
+#endif
 
 #if FMT == 1
 #define BITS 2
@@ -238,43 +241,21 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     const int k0 = blockIdx.y * kc;
     const int klen = min(kc, k - k0);
     const int steps = klen / 64;
-    // Stage x (the INT formats pre-scaled, each 8 in the order 0,2,4,6,1,3,5,7 to match their
-    // nibble planes; the others copied as they are). Thread i fills chunks 2 qt and 2 qt + 1
-    // (16 k) of step s = i % steps: a quarter warp's stores land in 8 different slots, no bank
-    // conflict.
+    // Stage x with cp.async through L1, where the SM's other blocks find it (thread i copies
+    // chunks 2 qt and 2 qt + 1, 16 k, of step s = i % steps: a quarter warp's copies land in 8
+    // different slots, no bank conflict), and while the copies fly start the fetches that do
+    // not depend on them.
     uint4* xs = (uint4*)smem;
     for (int b = 0; b < BATCH; ++b) {
         for (int i = threadIdx.x; i < steps * 4; i += WARPS * 32) {
             const int s = i % steps, qt = i / steps;
-            const uint4* src = (const uint4*)(x + (size_t)b * k + k0 + s * 64 + qt * 16);
-            const uint4 v0 = src[0], v1 = src[1];
-            const u32 vw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-#if IS_INT
-            u32 out8[8];
-#pragma unroll
-            for (int pp = 0; pp < 8; ++pp) {
-                u32 out = 0;
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    int e = 2 * pp + h;  // staged position within the 16
-                    const int d = e & 7;
-                    e = (e & ~7) + (d < 4 ? 2 * d : 2 * (d - 4) + 1);
-                    const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
-                    out |= (u32)f32_to_elem(v) << (16 * h);
-                }
-                out8[pp] = out;
-            }
-#else
-            // Unscaled, in order: the chunks are copied as they are.
-            const u32 (&out8)[8] = vw;
-#endif
+            const u16* src = x + (size_t)b * k + k0 + s * 64 + qt * 16;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                xs[((b * steps + s) << 3) + ((2 * qt + h) ^ (s & 7))] =
-                    make_uint4(out8[4 * h], out8[4 * h + 1], out8[4 * h + 2], out8[4 * h + 3]);
+                cp_async16_ca(&xs[((b * steps + s) << 3) + ((2 * qt + h) ^ (s & 7))], src + 8 * h);
         }
     }
-    __syncthreads();
+    cp_async_commit();
     const int stride = gridDim.x * WARPS * ROWS;
     int n0 = (blockIdx.x * WARPS + warp) * ROWS;
 #if IS_LUT
@@ -299,6 +280,39 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
         if (lane < steps && n0 < n_rows) FETCH(rows, (size_t)k0 + (size_t)lane * 64);
     }
 #endif
+#if IS_INT
+    // The INT formats hold x pre-scaled, each 8 in the order 0,2,4,6,1,3,5,7 to match their
+    // nibble planes: each thread rewrites the two chunks it copied, once they have landed.
+    cp_async_wait<0>();
+    for (int b = 0; b < BATCH; ++b) {
+        for (int i = threadIdx.x; i < steps * 4; i += WARPS * 32) {
+            const int s = i % steps, qt = i / steps;
+            uint4* c0 = &xs[((b * steps + s) << 3) + ((2 * qt) ^ (s & 7))];
+            uint4* c1 = &xs[((b * steps + s) << 3) + ((2 * qt + 1) ^ (s & 7))];
+            const uint4 v0 = *c0, v1 = *c1;
+            const u32 vw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+            u32 out8[8];
+#pragma unroll
+            for (int pp = 0; pp < 8; ++pp) {
+                u32 out = 0;
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    int e = 2 * pp + h;  // staged position within the 16
+                    const int d = e & 7;
+                    e = (e & ~7) + (d < 4 ? 2 * d : 2 * (d - 4) + 1);
+                    const float v = h2f((u16)(vw[e >> 1] >> ((e & 1) * 16))) * XSCALE;
+                    out |= (u32)f32_to_elem(v) << (16 * h);
+                }
+                out8[pp] = out;
+            }
+            *c0 = make_uint4(out8[0], out8[1], out8[2], out8[3]);
+            *c1 = make_uint4(out8[4], out8[5], out8[6], out8[7]);
+        }
+    }
+#else
+    cp_async_wait<IS_LUT ? 1 : 0>();   // x has landed (the LUT formats' centroids may still fly)
+#endif
+    __syncthreads();
     for (; n0 < n_rows; n0 += stride) {
     // Rows past the end repeat the last row; their results are not written.
     int rows[ROWS];

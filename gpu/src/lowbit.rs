@@ -15,7 +15,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Warps per block of the kernel.
+/// Warps per block of the tensor-core kernel, and the CUDA-core kernel's default.
 pub const WARPS: usize = 4;
 
 /// A weight format.
@@ -343,6 +343,9 @@ pub struct Tiling {
     /// The tensor-core kernel (batch 8-32): `rows` counts tiles of 16 rows per warp, one block
     /// per 64 x `rows` rows.
     pub mma: bool,
+    /// Warps per block of the CUDA-core kernel (4, 8 or 16): the warps of a block share one
+    /// staged copy of the activations. The tensor-core kernel always runs 4.
+    pub warps: usize,
 }
 
 impl Tiling {
@@ -363,14 +366,28 @@ impl Tiling {
                 continue;
             }
             last = kc;
-            // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32).
+            // Accumulators: rows x batch per thread (twice, fp16 pairs and fp32). Blocks of 4
+            // warps, 1-8 per SM or a wave; blocks of 8 and 16 warps (fewer copies of x per SM),
+            // 16 or 32 warps per SM, or a wave.
             for rows in [1, 2, 4, 8].into_iter().filter(|r| r * batch <= 32) {
-                for per_sm in [1, 4, 8, 0] {
+                for (warps, per_sm) in [
+                    (4, 1),
+                    (4, 4),
+                    (4, 8),
+                    (4, 0),
+                    (8, 2),
+                    (8, 4),
+                    (8, 0),
+                    (16, 1),
+                    (16, 2),
+                    (16, 0),
+                ] {
                     out.push(Tiling {
                         rows,
                         kc,
                         per_sm,
                         mma: false,
+                        warps,
                     });
                 }
             }
@@ -381,20 +398,26 @@ impl Tiling {
                         kc,
                         per_sm: 0,
                         mma: true,
+                        warps: WARPS,
                     });
                 }
             }
         }
         out
     }
-    /// "r2/kc2048/s4".
+    /// "r2/kc2048/s4"; with blocks of 8 or 16 warps "r2/kc2048/s4/w8".
     pub fn label(&self) -> String {
+        let warps = if self.warps == WARPS {
+            String::new()
+        } else {
+            format!("/w{}", self.warps)
+        };
         if self.mma {
             format!("mma-r{}/kc{}", self.rows, self.kc)
         } else if self.per_sm == 0 {
-            format!("r{}/kc{}/wave", self.rows, self.kc)
+            format!("r{}/kc{}/wave{warps}", self.rows, self.kc)
         } else {
-            format!("r{}/kc{}/s{}", self.rows, self.kc, self.per_sm)
+            format!("r{}/kc{}/s{}{warps}", self.rows, self.kc, self.per_sm)
         }
     }
 }
@@ -474,7 +497,7 @@ impl Gemv {
             } else {
                 (0, 0)
             };
-            self.batch * t.kc * 2 + (WARPS * t.rows + 1) * table + WARPS * t.rows * stage
+            self.batch * t.kc * 2 + (t.warps * t.rows + 1) * table + t.warps * t.rows * stage
         }
     }
 
@@ -483,14 +506,16 @@ impl Gemv {
         let rows_ok = if t.mma {
             [1, 2, 4].contains(&t.rows)
         } else {
-            [1, 2, 4, 8].contains(&t.rows) && t.rows * self.batch <= 32
+            [1, 2, 4, 8].contains(&t.rows)
+                && t.rows * self.batch <= 32
+                && [4, 8, 16].contains(&t.warps)
         };
         if !t.kc.is_multiple_of(64) || t.kc == 0 || !rows_ok {
             return Err(GpuError::unsupported(
                 "tiling",
                 format!(
-                    "{}: kc a multiple of 64; rows 1, 2, 4 or 8 with rows x batch <= 32 \
-                     (the tensor-core kernel: 1, 2 or 4)",
+                    "{}: kc a multiple of 64; rows 1, 2, 4 or 8 with rows x batch <= 32 and \
+                     4, 8 or 16 warps (the tensor-core kernel: rows 1, 2 or 4)",
                     t.label()
                 ),
             ));
@@ -500,6 +525,7 @@ impl Gemv {
             ("BATCH", self.batch as i64),
             ("ROWS", t.rows as i64),
             ("IS_BF16", 0),
+            ("WARPS", if t.mma { WARPS } else { t.warps } as i64),
         ];
         if t.mma && self.batch < 8 {
             return Err(GpuError::unsupported(
@@ -535,21 +561,21 @@ impl Gemv {
             self.n.div_ceil(WARPS * 16 * t.rows)
         } else if t.per_sm == 0 {
             let fit = f
-                .occupancy_max_active_blocks_per_multiprocessor((WARPS * 32) as u32, smem, None)
+                .occupancy_max_active_blocks_per_multiprocessor((t.warps * 32) as u32, smem, None)
                 .map_err(|e| GpuError::driver("occupancy of lowbit_gemv", e))?
                 as usize;
             self.n
-                .div_ceil(WARPS * t.rows)
+                .div_ceil(t.warps * t.rows)
                 .min((gpu.info.sms as usize * fit.max(1)).div_ceil(splits))
                 .max(1)
         } else {
             self.n
-                .div_ceil(WARPS * t.rows)
+                .div_ceil(t.warps * t.rows)
                 .min(gpu.info.sms as usize * t.per_sm)
         };
         let cfg = LaunchConfig {
             grid_dim: (blocks as u32, splits as u32, 1),
-            block_dim: ((WARPS * 32) as u32, 1, 1),
+            block_dim: ((if t.mma { WARPS } else { t.warps } * 32) as u32, 1, 1),
             shared_mem_bytes: smem as u32,
         };
         let (n, k, kc) = (self.n as i32, self.k as i32, t.kc as i32);
@@ -1018,8 +1044,19 @@ mod tests {
         let one = Tiling::candidates(4096, 1);
         assert!(one.iter().any(|t| t.kc == 4096) && one.iter().all(|t| !t.mma));
         assert!(one.iter().any(|t| t.rows == 8));
-        let wave = one.iter().find(|t| t.per_sm == 0).unwrap();
+        let wave = one.iter().find(|t| t.per_sm == 0 && t.warps == 4).unwrap();
         assert_eq!(wave.label(), format!("r{}/kc{}/wave", wave.rows, wave.kc));
+        // Blocks of 8 and 16 warps, named by a suffix; the tensor-core kernel keeps 4.
+        for w in [8, 16] {
+            let t = one.iter().find(|t| t.warps == w && t.per_sm > 0).unwrap();
+            assert_eq!(
+                t.label(),
+                format!("r{}/kc{}/s{}/w{w}", t.rows, t.kc, t.per_sm)
+            );
+        }
+        assert!(Tiling::candidates(4096, 32)
+            .iter()
+            .all(|t| !t.mma || t.warps == WARPS));
         assert!(Tiling::candidates(4096, 8)
             .iter()
             .all(|t| t.mma || t.rows * 8 <= 32));

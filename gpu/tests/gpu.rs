@@ -60,15 +60,19 @@ fn all_variant_defines() -> Vec<KernelKey> {
                 .into_iter()
                 .filter(|r| r * batch <= 32 || *r < 8)
             {
-                keys.push(KernelKey::new(
-                    Source::Lowbit,
-                    &[
-                        ("FMT", f.code()),
-                        ("BATCH", batch),
-                        ("ROWS", rows),
-                        ("IS_BF16", 0),
-                    ],
-                ));
+                // Blocks of 4 warps, and at batch 1 of 16 (the largest CUDA-core block).
+                for warps in [4i64, 16].into_iter().filter(|w| *w == 4 || batch == 1) {
+                    keys.push(KernelKey::new(
+                        Source::Lowbit,
+                        &[
+                            ("FMT", f.code()),
+                            ("BATCH", batch),
+                            ("ROWS", rows),
+                            ("IS_BF16", 0),
+                            ("WARPS", warps),
+                        ],
+                    ));
+                }
             }
         }
     }
