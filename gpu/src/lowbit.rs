@@ -352,8 +352,9 @@ impl Tiling {
     /// The variants the search measures for a shape: rows per warp 1, 2, 4, 8 (at most
     /// 32 rows x batch columns of accumulators); k split into the fewest chunks whose
     /// activations fit in 96 KB of shared memory, and into 2x and 4x as many (more blocks for
-    /// short outputs); 1, 4 or 8 blocks per SM, or one wave of as many as fit. At batch 8-32
-    /// the tensor-core kernel is tried too, with 1, 2 or 4 tiles of 16 rows per warp.
+    /// short outputs); blocks of 4 warps, 1, 4 or 8 per SM, of 8 warps, 2 or 4 per SM, and of
+    /// 16 warps, 1 or 2 per SM, or for each block size one wave of as many as fit. At batch
+    /// 8-32 the tensor-core kernel is tried too, with 1, 2 or 4 tiles of 16 rows per warp.
     pub fn candidates(k: usize, batch: usize) -> Vec<Tiling> {
         let mut out = Vec::new();
         let fewest = (1..).find(|s| batch * k.div_ceil(*s).div_ceil(64) * 64 * 2 <= 96 << 10);
