@@ -108,6 +108,36 @@ __device__ __forceinline__ void async_to_tensor_cores() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+// mbarriers in shared memory (PIPE): one "full" and one "empty" barrier per load stage.
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+// Arrives on `bar` once every cp.async this thread issued so far has landed.
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// Named barriers over both warpgroups (ids 1 and 2; 0 is __syncthreads): one warpgroup syncs,
+// the other arrives.
+__device__ __forceinline__ void named_sync(int id) {
+    asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id) {
+    asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
+}
+// Waits until the phase of `bar` with parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, int parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+
 extern "C" __global__ void __launch_bounds__(NTHREADS)
 attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __restrict__ V,
            u16* __restrict__ O, float* __restrict__ LSE, int H, int HKV, int NQ, int NKV,
@@ -118,6 +148,20 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     u16* sQ = (u16*)(raw_smem + ((1024 - (smem_addr(raw_smem) & 1023)) & 1023));
     u16* sK = sQ + BLOCK_M * HEAD_DIM;
     u16* sV = sK + STAGES * BLOCK_N * HEAD_DIM;
+#if PIPE
+    // Stage st holds tile `it` when (it - beg) % STAGES == st, for its u-th time when
+    // (it - beg) / STAGES == u. full[st] completes once all threads' copies of that use have
+    // landed (each thread arrives through cp.async), empty[st] once every thread is done with it.
+    unsigned long long* full = (unsigned long long*)(sV + STAGES * BLOCK_N * HEAD_DIM);
+    unsigned long long* empty = full + STAGES;
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < STAGES; ++i) {
+            mbar_init(&full[i], NTHREADS);
+            mbar_init(&empty[i], NTHREADS);
+        }
+    }
+    __syncthreads();
+#endif
     const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int hk = h / (H / HKV);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -151,31 +195,61 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     if (beg < end) load_kv(beg);
     cp_async_commit();
 #if PIPE
+    // The warpgroups synchronise only through the stage barriers, so one can run its softmax
+    // while the other's matrix products occupy the tensor cores.
+    mbar_arrive_cp_async(&full[0]);
     if (beg + 1 < end) load_kv(beg + 1);
     cp_async_commit();
+    mbar_arrive_cp_async(&full[1 % STAGES]);
+    // Q (the first commit group) has landed for every thread.
+    cp_async_wait<1>();
+    async_to_tensor_cores();
+    __syncthreads();
     float s[NTILES * 4], sn[NTILES * 4];
     if (beg < end) {
-        cp_async_wait<1>();
+        mbar_wait(&full[0], 0);
         async_to_tensor_cores();
-        __syncthreads();
         issue_s(s, q_wg, k_of(beg));
         wg_wait0();
         fence_regs<NTILES * 4>(s);
     }
+#if NWG == 2
+    // Ping-pong: the two warpgroups take turns at the tensor cores (named barriers 1 and 2), so
+    // one's softmax runs while the other's products do. Warpgroup 1 lets warpgroup 0 go first.
+    if (wg == 1 && beg < end) named_arrive(1);
+#endif
     for (int it = beg; it < end; ++it) {
-        // Tile it + 1 has landed; every warpgroup is done with tile it - 1, whose stage now
-        // receives tile it + 2.
-        cp_async_wait<0>();
-        async_to_tensor_cores();
-        __syncthreads();
-        if (it + 2 < end) load_kv(it + 2);
-        cp_async_commit();
+        const int u = it - beg;
+#if NWG == 2
+        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
+        if (it + 1 < end) {
+            mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
+            async_to_tensor_cores();
+        }
+        named_sync(1 + wg);
+        issue_pv(o, s, v_of(it));
         if (it + 1 < end) issue_s(sn, q_wg, k_of(it + 1));
+        if (wg == 0 || it + 1 < end) named_arrive(2 - wg);
+#else
+        if (it + 1 < end) {
+            mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
+            async_to_tensor_cores();
+            issue_s(sn, q_wg, k_of(it + 1));
+        }
         softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
         issue_pv(o, s, v_of(it));
+#endif
+        // Tile it + 2 goes to the stage of tile it - 1 once every thread is done with that.
+        if (it + 2 < end) {
+            if (u + 2 >= STAGES) mbar_wait(&empty[(u + 2) % STAGES], ((u + 2) / STAGES - 1) & 1);
+            load_kv(it + 2);
+            cp_async_commit();
+            mbar_arrive_cp_async(&full[(u + 2) % STAGES]);
+        }
         wg_wait0();
         fence_regs<DTILES * 4>(o);
         fence_regs<NTILES * 4>(sn);
+        mbar_arrive(&empty[u % STAGES]);
 #pragma unroll
         for (int i = 0; i < NTILES * 4; ++i) s[i] = sn[i];
     }
