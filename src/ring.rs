@@ -57,6 +57,10 @@ pub enum RingCmd {
         /// Topology of the measured machine (see `archsweep list ring.attention`).
         #[arg(long, default_value = "mesh")]
         topology: String,
+        /// Kernel latency calibration of the build the runs used (`archsweep gpu calibrate
+        /// --write` format).
+        #[arg(long, default_value = "results/ring/gpu_latency_before_pingpong.toml")]
+        kernel_model: PathBuf,
         /// Markdown report to write (never overwritten).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -69,6 +73,10 @@ pub enum RingCmd {
         /// Measured sequence-parallel runs (ringbench CSV) to check the block compute against.
         #[arg(long, default_value = "results/ring/h100_degenerate/ring.csv")]
         measured: PathBuf,
+        /// Kernel latency calibration of the build those runs used (`archsweep gpu calibrate
+        /// --write` format).
+        #[arg(long, default_value = "results/ring/gpu_latency_before_pingpong.toml")]
+        kernel_model: PathBuf,
     },
 }
 
@@ -94,6 +102,15 @@ pub(crate) fn new_dir(out: &Path) -> Result<()> {
         );
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+}
+
+/// A kernel latency calibration from a file (`archsweep gpu calibrate --write` format).
+fn kernel_model_at(path: &Path) -> Result<Arc<models::attention::latency::LatencyModel>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let m = models::attention::latency::parse(&text, &path.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(m))
 }
 
 pub(crate) fn command_line() -> String {
@@ -196,6 +213,7 @@ pub fn run(cmd: RingCmd) -> Result<()> {
             runs,
             links,
             topology,
+            kernel_model,
             out,
         } => {
             let read = |p: &PathBuf| {
@@ -206,8 +224,14 @@ pub fn run(cmd: RingCmd) -> Result<()> {
             let (one, both) = calibrate::parse_links(&read(&links)?, &links.display().to_string())
                 .map_err(anyhow::Error::msg)?;
             let topo = sim::ring::Topology::parse(&topology).context("--topology")?;
-            let c = calibrate::calibrate(&measured, &one, &both, topo, lat)
-                .map_err(anyhow::Error::msg)?;
+            let c = calibrate::calibrate(
+                &measured,
+                &one,
+                &both,
+                topo,
+                kernel_model_at(&kernel_model)?,
+            )
+            .map_err(anyhow::Error::msg)?;
             let md = format!(
                 "# Sequence-parallel attention simulator calibrated on {}\n\n{}\nCommand: `{}`\n",
                 runs.display(),
@@ -219,11 +243,15 @@ pub fn run(cmd: RingCmd) -> Result<()> {
                 write_new(&p, &md)?;
             }
         }
-        RingCmd::Validate { out, measured } => {
-            let checks = study::validation(lat.clone());
+        RingCmd::Validate {
+            out,
+            measured,
+            kernel_model,
+        } => {
+            let checks = study::validation(lat);
             let text = std::fs::read_to_string(&measured)
                 .with_context(|| format!("reading {}", measured.display()))?;
-            let compute = CalibratedCompute::new(lat, 1.0);
+            let compute = CalibratedCompute::new(kernel_model_at(&kernel_model)?, 1.0);
             let kc = study::compute_checks(&text, &measured.display().to_string(), &compute)
                 .map_err(anyhow::Error::msg)?;
             let mut table =
@@ -240,9 +268,10 @@ pub fn run(cmd: RingCmd) -> Result<()> {
             let worst = kc.iter().map(|c| c.rel_err().abs()).fold(0.0, f64::max);
             let mean = kc.iter().map(|c| c.rel_err()).sum::<f64>() / kc.len().max(1) as f64;
             let md = format!(
-                "# Sequence-parallel attention simulator against published figures\n\n{}\n## Block compute: calibrated kernel model against measured runs\n\nBusiest rank's attention + merge time in {} (one H100, degenerate mode), against the plan's blocks through the calibrated kernel model: mean error {:+.1}%, worst {:.1}%.\n\n{}\nCommand: `{}`\n",
+                "# Sequence-parallel attention simulator against published figures\n\n{}\n## Block compute: calibrated kernel model against measured runs\n\nBusiest rank's attention + merge time in {} (one H100, degenerate mode), against the plan's blocks through the kernel model of that build ({}): mean error {:+.1}%, worst {:.1}%.\n\n{}\nCommand: `{}`\n",
                 study::validation_markdown(&checks),
                 measured.display(),
+                kernel_model.display(),
                 100.0 * mean,
                 100.0 * worst,
                 table,

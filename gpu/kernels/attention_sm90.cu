@@ -5,7 +5,9 @@
 // [B, HKV, NKV, D], LSE natural log). Compile-time: HEAD_DIM (64 | 128), NWG (warpgroups per
 // block; BLOCK_M = 64 NWG), BLOCK_N (64 | 128), IS_BF16, PIPE (0: each tile's QK^T, softmax
 // and PV in sequence, 2 load stages; 1: QK^T of tile i+1 issued before the softmax of tile i,
-// so the tensor cores work while the softmax runs, 3 load stages).
+// so the tensor cores work while the softmax runs, 3 load stages; with two warpgroups the
+// stages are handed over through mbarriers, not a block-wide barrier per tile, and the
+// warpgroups take turns at the tensor cores: one's softmax overlaps the other's products).
 
 #define BLOCK_M (64 * NWG)
 #define NTHREADS (128 * NWG)
@@ -148,7 +150,7 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     u16* sQ = (u16*)(raw_smem + ((1024 - (smem_addr(raw_smem) & 1023)) & 1023));
     u16* sK = sQ + BLOCK_M * HEAD_DIM;
     u16* sV = sK + STAGES * BLOCK_N * HEAD_DIM;
-#if PIPE
+#if PIPE && NWG == 2
     // Stage st holds tile `it` when (it - beg) % STAGES == st, for its u-th time when
     // (it - beg) / STAGES == u. full[st] completes once all threads' copies of that use have
     // landed (each thread arrives through cp.async), empty[st] once every thread is done with it.
@@ -194,7 +196,7 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     load_sw<BLOCK_M>(sQ, Q + qoff, q0, NQ);
     if (beg < end) load_kv(beg);
     cp_async_commit();
-#if PIPE
+#if PIPE && NWG == 2
     // The warpgroups synchronise only through the stage barriers, so one can run its softmax
     // while the other's matrix products occupy the tensor cores.
     mbar_arrive_cp_async(&full[0]);
@@ -213,14 +215,11 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
         wg_wait0();
         fence_regs<NTILES * 4>(s);
     }
-#if NWG == 2
     // Ping-pong: the two warpgroups take turns at the tensor cores (named barriers 1 and 2), so
     // one's softmax runs while the other's products do. Warpgroup 1 lets warpgroup 0 go first.
     if (wg == 1 && beg < end) named_arrive(1);
-#endif
     for (int it = beg; it < end; ++it) {
         const int u = it - beg;
-#if NWG == 2
         softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
         if (it + 1 < end) {
             mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
@@ -230,16 +229,8 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
         issue_pv(o, s, v_of(it));
         if (it + 1 < end) issue_s(sn, q_wg, k_of(it + 1));
         if (wg == 0 || it + 1 < end) named_arrive(2 - wg);
-#else
-        if (it + 1 < end) {
-            mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
-            async_to_tensor_cores();
-            issue_s(sn, q_wg, k_of(it + 1));
-        }
-        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
-        issue_pv(o, s, v_of(it));
-#endif
-        // Tile it + 2 goes to the stage of tile it - 1 once every thread is done with that.
+        // Tile it + 2 goes to the stage of tile it - 1 once every thread is done with that
+        // (the other warpgroup may still be on tile it - 1).
         if (it + 2 < end) {
             if (u + 2 >= STAGES) mbar_wait(&empty[(u + 2) % STAGES], ((u + 2) / STAGES - 1) & 1);
             load_kv(it + 2);
@@ -250,6 +241,36 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
         fence_regs<DTILES * 4>(o);
         fence_regs<NTILES * 4>(sn);
         mbar_arrive(&empty[u % STAGES]);
+#pragma unroll
+        for (int i = 0; i < NTILES * 4; ++i) s[i] = sn[i];
+    }
+#elif PIPE
+    // One warpgroup: a block-wide barrier per tile costs little.
+    if (beg + 1 < end) load_kv(beg + 1);
+    cp_async_commit();
+    float s[NTILES * 4], sn[NTILES * 4];
+    if (beg < end) {
+        cp_async_wait<1>();
+        async_to_tensor_cores();
+        __syncthreads();
+        issue_s(s, q_wg, k_of(beg));
+        wg_wait0();
+        fence_regs<NTILES * 4>(s);
+    }
+    for (int it = beg; it < end; ++it) {
+        // Tile it + 1 has landed; every warpgroup is done with tile it - 1, whose stage now
+        // receives tile it + 2.
+        cp_async_wait<0>();
+        async_to_tensor_cores();
+        __syncthreads();
+        if (it + 2 < end) load_kv(it + 2);
+        cp_async_commit();
+        if (it + 1 < end) issue_s(sn, q_wg, k_of(it + 1));
+        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
+        issue_pv(o, s, v_of(it));
+        wg_wait0();
+        fence_regs<DTILES * 4>(o);
+        fence_regs<NTILES * 4>(sn);
 #pragma unroll
         for (int i = 0; i < NTILES * 4; ++i) s[i] = sn[i];
     }

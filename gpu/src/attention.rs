@@ -197,8 +197,8 @@ impl AttnVariant {
     pub fn smem_bytes(&self, head_dim: usize) -> usize {
         match self {
             AttnVariant::Block { warps, block_n } => (16 * warps + 4 * block_n) * head_dim * 2,
-            // + 1 KiB to align the swizzle atoms; the pipelined kernel adds its 6 stage
-            // barriers (8 bytes each).
+            // + 1 KiB to align the swizzle atoms; the pipelined kernel with two warpgroups
+            // adds its 6 stage barriers (8 bytes each).
             AttnVariant::Wgmma {
                 warpgroups,
                 block_n,
@@ -206,7 +206,7 @@ impl AttnVariant {
             } => {
                 (64 * warpgroups + if *pipe { 6 } else { 4 } * block_n) * head_dim * 2
                     + 1024
-                    + if *pipe { 48 } else { 0 }
+                    + if *pipe && *warpgroups == 2 { 48 } else { 0 }
             }
             AttnVariant::Rows => 0,
         }

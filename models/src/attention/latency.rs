@@ -51,8 +51,17 @@ pub struct LatencyModel {
 
 /// The committed H100 calibration (`models/data/gpu_latency_h100.toml`).
 pub fn committed() -> LatencyModel {
-    toml::from_str(include_str!("../../data/gpu_latency_h100.toml"))
-        .expect("committed GPU latency calibration parses")
+    parse(
+        include_str!("../../data/gpu_latency_h100.toml"),
+        "models/data/gpu_latency_h100.toml",
+    )
+    .expect("committed GPU latency calibration parses")
+}
+
+/// A calibration in the format `archsweep gpu calibrate --write` writes (`path` names it in
+/// errors), e.g. the one kept beside a run measured with an earlier kernel build.
+pub fn parse(text: &str, path: &str) -> Result<LatencyModel, String> {
+    toml::from_str(text).map_err(|e| format!("{path}: {e}"))
 }
 
 /// Raw (uncalibrated) stage-1 prediction of a variant for a mask, µs.
