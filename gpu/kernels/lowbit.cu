@@ -129,7 +129,10 @@ __device__ __forceinline__ void int_word_pairs(u32 hw, u32 lw, u32* w) {
 // of 16 bytes (pairs 4c..4c+3). Chunk c of step s of batch column b sits at 16-byte slot
 // (b * steps + s) * 8 + (c ^ (s & 7)): a lane reads a chunk with one 16-byte load, and the 8
 // lanes of a quarter warp (consecutive steps) hit 8 different slots of 16 bytes, all 32 banks.
-#define XQ(b, c) xq[(((b) * steps + s) << 3) + ((c) ^ (s & 7))]
+__device__ __forceinline__ int x_slot(int b, int steps, int s, int c) {
+    return ((b * steps + s) << 3) + (c ^ (s & 7));
+}
+#define XQ(b, c) xq[x_slot(b, steps, s, c)]
 
 // hacc[r][b] += w[r][j] * x pair (4 c + j) of batch column b, for four weight pairs per row.
 __device__ __forceinline__ void fma_pairs(u32 (&hacc)[ROWS][BATCH], const u32 (&w)[ROWS][4],
@@ -252,7 +255,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
             const u16* src = x + (size_t)b * k + k0 + s * 64 + qt * 16;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                cp_async16_ca(&xs[((b * steps + s) << 3) + ((2 * qt + h) ^ (s & 7))], src + 8 * h);
+                cp_async16_ca(&xs[x_slot(b, steps, s, 2 * qt + h)], src + 8 * h);
         }
     }
     cp_async_commit();
@@ -287,8 +290,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) lowbit_gemv(
     for (int b = 0; b < BATCH; ++b) {
         for (int i = threadIdx.x; i < steps * 4; i += WARPS * 32) {
             const int s = i % steps, qt = i / steps;
-            uint4* c0 = &xs[((b * steps + s) << 3) + ((2 * qt) ^ (s & 7))];
-            uint4* c1 = &xs[((b * steps + s) << 3) + ((2 * qt + 1) ^ (s & 7))];
+            uint4* c0 = &xs[x_slot(b, steps, s, 2 * qt)];
+            uint4* c1 = &xs[x_slot(b, steps, s, 2 * qt + 1)];
             const uint4 v0 = *c0, v1 = *c1;
             const u32 vw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
             u32 out8[8];

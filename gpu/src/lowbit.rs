@@ -406,6 +406,14 @@ impl Tiling {
         }
         out
     }
+    /// Warps per block as launched (the tensor-core kernel always runs [`WARPS`]).
+    pub fn block_warps(&self) -> usize {
+        if self.mma {
+            WARPS
+        } else {
+            self.warps
+        }
+    }
     /// "r2/kc2048/s4"; with blocks of 8 or 16 warps "r2/kc2048/s4/w8".
     pub fn label(&self) -> String {
         let warps = if self.warps == WARPS {
@@ -526,7 +534,7 @@ impl Gemv {
             ("BATCH", self.batch as i64),
             ("ROWS", t.rows as i64),
             ("IS_BF16", 0),
-            ("WARPS", if t.mma { WARPS } else { t.warps } as i64),
+            ("WARPS", t.block_warps() as i64),
         ];
         if t.mma && self.batch < 8 {
             return Err(GpuError::unsupported(
@@ -576,7 +584,7 @@ impl Gemv {
         };
         let cfg = LaunchConfig {
             grid_dim: (blocks as u32, splits as u32, 1),
-            block_dim: ((if t.mma { WARPS } else { t.warps } * 32) as u32, 1, 1),
+            block_dim: ((t.block_warps() * 32) as u32, 1, 1),
             shared_mem_bytes: smem as u32,
         };
         let (n, k, kc) = (self.n as i32, self.k as i32, t.kc as i32);
