@@ -48,6 +48,7 @@ __device__ __forceinline__ unsigned long long desc(const void* p, int lbo, int s
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void fence_regs(float* r) {
 #pragma unroll
@@ -87,11 +88,9 @@ __device__ __forceinline__ void issue_s(float* s, const u16* q_wg, const u16* ks
 
 #include_softmax
 
-// Issues O += P V (asynchronous): P from registers (the mma.sync A layout per warp), V an
-// MN-major operand: 8-key groups 1024 bytes apart (SBO), 64-column blocks BLOCK_N * 128 bytes
-// apart (LBO).
-__device__ __forceinline__ void issue_pv(float* o, const float* p, const u16* vs) {
-    u32 pa[BLOCK_N / 16][4];
+// P (fp32 scores after the softmax) packed into the A fragments of P V: per 16-key step, the
+// mma.sync A layout per warp.
+__device__ __forceinline__ void pack_p(u32 (*pa)[4], const float* p) {
 #pragma unroll
     for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
         pa[kk][0] = pack2(p[(2 * kk) * 4 + 0], p[(2 * kk) * 4 + 1]);
@@ -99,11 +98,23 @@ __device__ __forceinline__ void issue_pv(float* o, const float* p, const u16* vs
         pa[kk][2] = pack2(p[(2 * kk + 1) * 4 + 0], p[(2 * kk + 1) * 4 + 1]);
         pa[kk][3] = pack2(p[(2 * kk + 1) * 4 + 2], p[(2 * kk + 1) * 4 + 3]);
     }
-    fence_regs<DTILES * 4>(o);
+}
+
+// Issues O += P V (asynchronous) from packed P: V an MN-major operand, 8-key groups 1024 bytes
+// apart (SBO), 64-column blocks BLOCK_N * 128 bytes apart (LBO). The caller fences O.
+__device__ __forceinline__ void issue_pv_packed(float* o, u32 (*pa)[4], const u16* vs) {
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < BLOCK_N / 16; ++kk) WG_PV(o, pa[kk], desc(vs + kk * 16 * 64, V_LBO, V_SBO), 1);
     wg_commit();
+}
+
+// Issues O += P V (asynchronous), P from registers.
+__device__ __forceinline__ void issue_pv(float* o, const float* p, const u16* vs) {
+    u32 pa[BLOCK_N / 16][4];
+    pack_p(pa, p);
+    fence_regs<DTILES * 4>(o);
+    issue_pv_packed(o, pa, vs);
 }
 
 __device__ __forceinline__ void async_to_tensor_cores() {
@@ -217,18 +228,24 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     }
     // Ping-pong: the two warpgroups take turns at the tensor cores (named barriers 1 and 2), so
     // one's softmax runs while the other's products do. Warpgroup 1 lets warpgroup 0 go first.
+    // Each turn issues Q K^T of tile i + 1 before P V of tile i: the softmax of tile i + 1 then
+    // starts as soon as its scores are in, while P V of tile i still runs, and only the
+    // rescaling of O waits for P V.
     if (wg == 1 && beg < end) named_arrive(1);
-    for (int it = beg; it < end; ++it) {
+    if (beg < end) softmax_tile(s, o, m_r, l_r, tile_idx[beg], row0, t, lo, hi, NKV, scale_log2);
+    // Every tile but the last (whose turn has no Q K^T: peeled below, as ptxas serialises the
+    // wgmma pipeline when its instructions are issued conditionally).
+    for (int it = beg; it + 1 < end; ++it) {
         const int u = it - beg;
-        softmax_tile(s, o, m_r, l_r, tile_idx[it], row0, t, lo, hi, NKV, scale_log2);
-        if (it + 1 < end) {
-            mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
-            async_to_tensor_cores();
-        }
+        u32 pa[BLOCK_N / 16][4];
+        pack_p(pa, s);
+        fence_regs<DTILES * 4>(o);
+        mbar_wait(&full[(u + 1) % STAGES], ((u + 1) / STAGES) & 1);
+        async_to_tensor_cores();
         named_sync(1 + wg);
-        issue_pv(o, s, v_of(it));
-        if (it + 1 < end) issue_s(sn, q_wg, k_of(it + 1));
-        if (wg == 0 || it + 1 < end) named_arrive(2 - wg);
+        issue_s(sn, q_wg, k_of(it + 1));
+        issue_pv_packed(o, pa, v_of(it));
+        named_arrive(2 - wg);
         // Tile it + 2 goes to the stage of tile it - 1 once every thread is done with that
         // (the other warpgroup may still be on tile it - 1).
         if (it + 2 < end) {
@@ -237,12 +254,25 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
             cp_async_commit();
             mbar_arrive_cp_async(&full[(u + 2) % STAGES]);
         }
+        float alpha[2];
+        wg_wait1();
+        fence_regs<NTILES * 4>(sn);
+        softmax_scores(sn, m_r, l_r, alpha, tile_idx[it + 1], row0, t, lo, hi, NKV, scale_log2);
         wg_wait0();
         fence_regs<DTILES * 4>(o);
-        fence_regs<NTILES * 4>(sn);
         mbar_arrive(&empty[u % STAGES]);
+        softmax_rescale(o, alpha);
 #pragma unroll
         for (int i = 0; i < NTILES * 4; ++i) s[i] = sn[i];
+    }
+    if (beg < end) {
+        // The last tile: warpgroup 0 hands the turn over once more, warpgroup 1 does not (its
+        // turns are matched by warpgroup 0's waits, one per tile).
+        named_sync(1 + wg);
+        issue_pv(o, s, v_of(end - 1));
+        if (wg == 0) named_arrive(2);
+        wg_wait0();
+        fence_regs<DTILES * 4>(o);
     }
 #elif PIPE
     // One warpgroup: a block-wide barrier per tile costs little.
