@@ -7,7 +7,10 @@
 // and PV in sequence, 2 load stages; 1: QK^T of tile i+1 issued before the softmax of tile i,
 // so the tensor cores work while the softmax runs, 3 load stages; with two warpgroups the
 // stages are handed over through mbarriers, not a block-wide barrier per tile, and the
-// warpgroups take turns at the tensor cores: one's softmax overlaps the other's products).
+// warpgroups take turns at the tensor cores: one's softmax overlaps the other's products),
+// TMA (two-warpgroup PIPE only; 1: one thread loads each K/V tile with the Tensor Memory
+// Accelerator from the tensor maps tm_k and tm_v, 128-byte swizzle, instead of every thread
+// issuing cp.async copies; rows past NKV are filled with zeros).
 
 #define BLOCK_M (64 * NWG)
 #define NTHREADS (128 * NWG)
@@ -72,6 +75,17 @@ __device__ __forceinline__ void fence_regs(float* r) {
 #define PIPE 0
 #endif
 #define STAGES (PIPE ? 3 : 2)
+#ifndef TMA
+#define TMA 0
+#endif
+#if TMA && !(PIPE && NWG == 2)
+#error "TMA loads exist for the two-warpgroup pipelined kernel only"
+#endif
+
+// A CUtensorMap, passed by value as a __grid_constant__ kernel parameter.
+struct __align__(64) TmaDesc {
+    unsigned long long v[16];
+};
 
 // Issues S = Q K^T for one tile (asynchronous; the caller waits): K-major A (Q) and B (K); per
 // 16-wide k step, advance 32 bytes in the row, or to the next 64-column block.
@@ -140,6 +154,18 @@ __device__ __forceinline__ void named_sync(int id) {
 __device__ __forceinline__ void named_arrive(int id) {
     asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
 }
+// Arrives on `bar` and adds `bytes` to the transaction count its phase waits for (TMA).
+__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+// TMA copy of the box at coordinates (c0, c1, c2) of `map` into shared memory at `dst`; its
+// bytes complete a transaction on `bar`.
+__device__ __forceinline__ void tma_load_3d(void* dst, const TmaDesc* map, int c0, int c1, int c2, unsigned long long* bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(dst)),
+        "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+        : "memory");
+}
 // Waits until the phase of `bar` with parity `parity` has completed.
 __device__ __forceinline__ void mbar_wait(unsigned long long* bar, int parity) {
     asm volatile(
@@ -155,7 +181,11 @@ extern "C" __global__ void __launch_bounds__(NTHREADS)
 attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __restrict__ V,
            u16* __restrict__ O, float* __restrict__ LSE, int H, int HKV, int NQ, int NKV,
            float scale_log2, const int* __restrict__ tile_ptr, const int* __restrict__ tile_idx,
-           const int* __restrict__ col_lo, const int* __restrict__ col_hi, int mask_batched) {
+           const int* __restrict__ col_lo, const int* __restrict__ col_hi, int mask_batched
+#if TMA
+           , const __grid_constant__ TmaDesc tm_k, const __grid_constant__ TmaDesc tm_v
+#endif
+) {
     extern __shared__ __align__(16) unsigned char raw_smem[];
     // wgmma's swizzle atoms need 1024-byte alignment.
     u16* sQ = (u16*)(raw_smem + ((1024 - (smem_addr(raw_smem) & 1023)) & 1023));
@@ -169,9 +199,13 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     unsigned long long* empty = full + STAGES;
     if (threadIdx.x == 0) {
         for (int i = 0; i < STAGES; ++i) {
-            mbar_init(&full[i], NTHREADS);
+            // With TMA, one thread arrives (and sets the bytes to wait for).
+            mbar_init(&full[i], TMA ? 1 : NTHREADS);
             mbar_init(&empty[i], NTHREADS);
         }
+#if TMA
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
     }
     __syncthreads();
 #endif
@@ -191,8 +225,18 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     const int* hi = col_hi + (size_t)mb * NKV;
     auto load_kv = [&](int it) {
         const int st = (it - beg) % STAGES, kt = tile_idx[it] >> 1;
+#if TMA
+        // One thread: the box of each 64-column block lands in the layout sw_off describes.
+        mbar_expect_tx(&full[st], 2 * BLOCK_N * HEAD_DIM * 2);
+#pragma unroll
+        for (int hh = 0; hh < HALVES; ++hh) {
+            tma_load_3d(sK + st * BLOCK_N * HEAD_DIM + hh * BLOCK_N * 64, &tm_k, hh * 64, kt * BLOCK_N, b * HKV + hk, &full[st]);
+            tma_load_3d(sV + st * BLOCK_N * HEAD_DIM + hh * BLOCK_N * 64, &tm_v, hh * 64, kt * BLOCK_N, b * HKV + hk, &full[st]);
+        }
+#else
         load_sw<BLOCK_N>(sK + st * BLOCK_N * HEAD_DIM, K + kvoff, kt * BLOCK_N, NKV);
         load_sw<BLOCK_N>(sV + st * BLOCK_N * HEAD_DIM, V + kvoff, kt * BLOCK_N, NKV);
+#endif
     };
     auto k_of = [&](int it) { return sK + ((it - beg) % STAGES) * BLOCK_N * HEAD_DIM; };
     auto v_of = [&](int it) { return sV + ((it - beg) % STAGES) * BLOCK_N * HEAD_DIM; };
@@ -205,11 +249,23 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     const u16* q_wg = sQ + wg * 64 * 64;
 
     load_sw<BLOCK_M>(sQ, Q + qoff, q0, NQ);
+#if TMA
+    cp_async_commit();
+    if (threadIdx.x == 0) {
+        if (beg < end) load_kv(beg);
+        if (beg + 1 < end) load_kv(beg + 1);
+    }
+    cp_async_wait<0>();
+    async_to_tensor_cores();
+    __syncthreads();
+#else
     if (beg < end) load_kv(beg);
     cp_async_commit();
+#endif
 #if PIPE && NWG == 2
     // The warpgroups synchronise only through the stage barriers, so one can run its softmax
     // while the other's matrix products occupy the tensor cores.
+#if !TMA
     mbar_arrive_cp_async(&full[0]);
     if (beg + 1 < end) load_kv(beg + 1);
     cp_async_commit();
@@ -218,6 +274,7 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
     cp_async_wait<1>();
     async_to_tensor_cores();
     __syncthreads();
+#endif
     float s[NTILES * 4], sn[NTILES * 4];
     if (beg < end) {
         mbar_wait(&full[0], 0);
@@ -249,10 +306,17 @@ attn_wgmma(const u16* __restrict__ Q, const u16* __restrict__ K, const u16* __re
         // Tile it + 2 goes to the stage of tile it - 1 once every thread is done with that
         // (the other warpgroup may still be on tile it - 1).
         if (it + 2 < end) {
+#if TMA
+            if (threadIdx.x == 0) {
+                if (u + 2 >= STAGES) mbar_wait(&empty[(u + 2) % STAGES], ((u + 2) / STAGES - 1) & 1);
+                load_kv(it + 2);
+            }
+#else
             if (u + 2 >= STAGES) mbar_wait(&empty[(u + 2) % STAGES], ((u + 2) / STAGES - 1) & 1);
             load_kv(it + 2);
             cp_async_commit();
             mbar_arrive_cp_async(&full[(u + 2) % STAGES]);
+#endif
         }
         float alpha[2];
         wg_wait1();

@@ -7,7 +7,9 @@ use crate::mask::{MaskSpec, RowLists, TileLists};
 use crate::reference::{attention_row, ErrorStats};
 use crate::{Dtype, GpuError, Result};
 use cudarc::driver::sys::CUfunction_attribute_enum as FnAttr;
-use cudarc::driver::{CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -390,6 +392,8 @@ pub fn defines(p: &AttnProblem, variant: AttnVariant) -> Vec<(&'static str, i64)
         d.push(("NWG", warpgroups as i64));
         d.push(("BLOCK_N", block_n as i64));
         d.push(("PIPE", i64::from(pipe)));
+        // The two-warpgroup pipelined kernel loads K and V tiles with TMA.
+        d.push(("TMA", i64::from(pipe && warpgroups == 2)));
     } else {
         d.push(("NWARPS", 4));
         d.push(("BLOCK_N", 64));
@@ -442,6 +446,63 @@ impl DeviceAttn {
             lse: &mut self.lse,
         }
     }
+}
+
+/// A `CUtensorMap`, passed by value to a kernel (a `__grid_constant__` parameter).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TensorMap(cudarc::driver::sys::CUtensorMap);
+
+#[allow(unsafe_code)]
+// SAFETY: a plain 128-byte C struct, which the driver copies into the kernel's parameters.
+unsafe impl DeviceRepr for TensorMap {}
+
+/// Tensor map of K or V, viewed as `[batch * kv_heads, n_kv, head_dim]` 16-bit elements, whose
+/// box is one 64-column block of `block_n` keys, 128-byte swizzled: the shared-memory layout the
+/// wgmma kernel reads. Rows past `n_kv` read as zeros.
+fn kv_tensor_map(
+    buf: &CudaSlice<u16>,
+    stream: &CudaStream,
+    p: &AttnProblem,
+    block_n: usize,
+) -> Result<TensorMap> {
+    use cudarc::driver::sys;
+    let (ptr, _sync) = buf.device_ptr(stream);
+    let dims = [
+        p.head_dim as u64,
+        p.n_kv as u64,
+        (p.batch * p.kv_heads) as u64,
+    ];
+    // Byte strides of dimensions 1 and 2.
+    let strides = [(p.head_dim * 2) as u64, (p.n_kv * p.head_dim * 2) as u64];
+    let box_dims = [64u32, block_n as u32, 1];
+    let element_strides = [1u32; 3];
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+    #[allow(unsafe_code)]
+    // SAFETY: every array has the rank's length (3; strides 2), `map` is writable, and `ptr`
+    // is a live allocation of at least p.kv_len() elements (checked by the caller).
+    let encoded = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+            3,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            box_dims.as_ptr(),
+            element_strides.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    encoded
+        .result()
+        .map_err(|e| GpuError::driver("encoding a TMA tensor map of K or V", e))?;
+    #[allow(unsafe_code)]
+    // SAFETY: zero-initialised, then written by the driver; plain data.
+    Ok(TensorMap(unsafe { map.assume_init() }))
 }
 
 /// Pushes the arguments every attention kernel starts with: Q, K, V, O, LSE, H, HKV, NQ, NKV
@@ -543,6 +604,18 @@ pub fn launch_on(
             )
             .map_err(|e| GpuError::driver("raising the shared-memory limit", e))?;
             let batched = i32::from(lists.batched);
+            // The two-warpgroup pipelined kernel takes tensor maps of K and V (TMA loads).
+            let maps = match variant {
+                AttnVariant::Wgmma {
+                    warpgroups: 2,
+                    block_n,
+                    pipe: true,
+                } => Some((
+                    kv_tensor_map(bufs.k, stream, p, block_n)?,
+                    kv_tensor_map(bufs.v, stream, p, block_n)?,
+                )),
+                _ => None,
+            };
             let cfg = LaunchConfig {
                 grid_dim: (lists.n_qtiles as u32, p.heads as u32, p.batch as u32),
                 block_dim: (threads as u32, 1, 1),
@@ -550,17 +623,17 @@ pub fn launch_on(
             };
             #[allow(unsafe_code)]
             // SAFETY: argument order and types match attn_block and attn_wgmma (the same
-            // signature); every buffer is sized for `p`
+            // signature, plus the two tensor maps of the TMA variant, built for `p` from K and
+            // V, which outlive the launch); every buffer is sized for `p`
             // and the lists were built for this tile shape and problem.
             unsafe {
                 let mut b = stream.launch_builder(&f);
                 push_common(&mut b, &mut bufs, &dims, &scale_log2);
-                b.arg(ptr)
-                    .arg(idx)
-                    .arg(lo)
-                    .arg(hi)
-                    .arg(&batched)
-                    .launch(cfg)
+                b.arg(ptr).arg(idx).arg(lo).arg(hi).arg(&batched);
+                if let Some((map_k, map_v)) = &maps {
+                    b.arg(map_k).arg(map_v);
+                }
+                b.launch(cfg)
                     .map_err(|e| GpuError::driver("attn_block", e))?;
             }
         }
