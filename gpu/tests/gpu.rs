@@ -334,18 +334,30 @@ fn kernels_match_fp64_on_real_minilm_activations() {
             dtype,
         };
         let mut dev = DeviceAttn::new(&gpu, &p, &host).unwrap();
+        let mut variants = vec![
+            AttnVariant::Block {
+                warps: 4,
+                block_n: 64,
+            },
+            AttnVariant::Block {
+                warps: 8,
+                block_n: 32,
+            },
+            AttnVariant::Rows,
+        ];
+        // On Hopper, the wgmma kernels too: the selected two-warpgroup pipelined one (TMA
+        // loads), one warpgroup without pipelining, and 64-key tiles.
+        if gpu.arch() == "sm_90a" {
+            for (warpgroups, block_n, pipe) in [(2, 128, true), (1, 128, false), (2, 64, true)] {
+                variants.push(AttnVariant::Wgmma {
+                    warpgroups,
+                    block_n,
+                    pipe,
+                });
+            }
+        }
         for mask in [MaskSpec::Full, MaskSpec::Causal] {
-            for var in [
-                AttnVariant::Block {
-                    warps: 4,
-                    block_n: 64,
-                },
-                AttnVariant::Block {
-                    warps: 8,
-                    block_n: 32,
-                },
-                AttnVariant::Rows,
-            ] {
+            for &var in &variants {
                 let dm = DeviceMask::new(&gpu, &mask, &p, var).unwrap();
                 h.poison(&mut dev.o, 0xffff_ffff).unwrap();
                 attention::launch(&gpu, &p, var, &mut dev, &dm).unwrap();
